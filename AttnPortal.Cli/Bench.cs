@@ -1,0 +1,52 @@
+using System.Diagnostics;
+using AttnPortal.Inference;
+using AttnPortal.Inference.Images;
+
+namespace AttnPortal.Cli;
+
+/// <summary>A benchmark, run on purpose: prints a table, asserts nothing.</summary>
+public static class Bench
+{
+    public static int Run(CliArgs a)
+    {
+        string model = a.Require("--model"), imagePath = a.Require("--image");
+        string question = a.Get("--prompt") ?? "What is shown in this image?";
+        int runs = a.Int("--runs", 5), maxNew = a.Int("--max-new-tokens", 32);
+        var aspect = Commands.Aspect(a.Get("--image-aspect"));
+        var options = Commands.EngineOptionsFrom(a);
+        a.RejectUnknown();
+
+        var image = RgbImage.Load(imagePath);
+        var load = Stopwatch.StartNew();
+        using var engine = LlavaEngine.Load(model, options);
+        load.Stop();
+        Console.WriteLine($"model {engine.CheckpointDir} ({engine.Config.Text.NumHiddenLayers} layers, {engine.Config.Text.NumAttentionHeads} heads) on {engine.Device} as {engine.DType}, {Environment.ProcessorCount} CPU cores, torch threads {TorchSharp.torch.get_num_threads()}");
+        Console.WriteLine($"load: {load.Elapsed.TotalSeconds:F2} s");
+        Console.WriteLine();
+        Console.WriteLine("| run | prompt tokens | new tokens | vision ms | prefill ms | decode ms | total ms | decode tokens/s |");
+        Console.WriteLine("|----:|--------------:|-----------:|----------:|-----------:|----------:|---------:|----------------:|");
+        var totals = new List<double>();
+        var rates = new List<double>();
+        for (int i = 0; i <= runs; i++)
+        {
+            var r = engine.Run(new InferenceRequest(image, question, Aspect: aspect, MaxNewTokens: maxNew));
+            var g = r.Generation;
+            double total = (r.PreprocessTime + g.VisionTime + g.PrefillTime + g.DecodeTime).TotalMilliseconds;
+            double rate = g.Steps > 1 ? (g.Steps - 1) / g.DecodeTime.TotalSeconds : double.NaN;
+            string label = i == 0 ? "warm-up" : i.ToString();
+            Console.WriteLine($"| {label} | {r.InputIds.Length} | {g.Steps} | {g.VisionTime.TotalMilliseconds:F1} | {g.PrefillTime.TotalMilliseconds:F1} | {g.DecodeTime.TotalMilliseconds:F1} | {total:F1} | {rate:F1} |");
+            if (i > 0) { totals.Add(total); rates.Add(rate); }
+        }
+        using var self = Process.GetCurrentProcess();
+        Console.WriteLine();
+        Console.WriteLine($"median total: {Median(totals):F1} ms; median decode: {Median(rates):F1} tokens/s; peak resident memory: {self.PeakWorkingSet64 / (1024.0 * 1024):F0} MiB");
+        return Commands.ExitOk;
+    }
+
+    private static double Median(List<double> xs)
+    {
+        if (xs.Count == 0) return double.NaN;
+        var s = xs.Order().ToList();
+        return s.Count % 2 == 1 ? s[s.Count / 2] : (s[s.Count / 2 - 1] + s[s.Count / 2]) / 2;
+    }
+}

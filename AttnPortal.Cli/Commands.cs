@@ -1,0 +1,90 @@
+using System.Diagnostics;
+using AttnPortal.Inference;
+using AttnPortal.Inference.Artifacts;
+using AttnPortal.Inference.Checkpoints;
+using AttnPortal.Inference.Images;
+
+namespace AttnPortal.Cli;
+
+public static class Commands
+{
+    public const int ExitOk = 0, ExitFailure = 1, ExitBadInput = 2, ExitCanceled = 130;
+
+    private const string Usage = """
+        AttnPortal.Cli — run LLaVA with per-token, per-layer, per-head attention capture.
+
+          infer   --model DIR --image FILE (--prompt QUESTION | --raw-prompt TEXT) --out RUN.safetensors
+                  [--image-aspect pad|crop] [--max-new-tokens N] [--device cpu|cuda] [--dtype float32|bfloat16|float16]
+                  [--save-logits]
+          bench   --model DIR --image FILE [--prompt QUESTION] [--runs N] [--max-new-tokens N] [--device ...] [--dtype ...]
+                  prints a table of load time, prefill, decode, tokens/s and peak memory
+          compare A.safetensors B.safetensors
+                  max absolute differences between two artifacts (or an artifact and an HF reference)
+        """;
+
+    public static async Task<int> RunAsync(string[] args)
+    {
+        using var cancel = new CancellationTokenSource();
+        Console.CancelKeyPress += (_, e) => { e.Cancel = true; cancel.Cancel(); };
+        try
+        {
+            if (args.Length == 0 || args[0] is "-h" or "--help" or "help") { Console.WriteLine(Usage); return args.Length == 0 ? ExitBadInput : ExitOk; }
+            var rest = args.Skip(1);
+            return args[0] switch
+            {
+                "infer" => Infer(new CliArgs(rest, new HashSet<string> { "--save-logits" }), cancel.Token),
+                "bench" => Bench.Run(new CliArgs(rest, new HashSet<string>())),
+                "compare" => Compare.Run(args.Skip(1).ToArray()),
+                _ => throw new UsageException($"unknown command '{args[0]}'"),
+            };
+        }
+        catch (UsageException e) { return Fail($"{e.Message}\n\n{Usage}", ExitBadInput); }
+        catch (OperationCanceledException) { return Fail("canceled", ExitCanceled); }
+        catch (Exception e) when (IsBadInput(e)) { return Fail(e.Message, ExitBadInput); }
+        catch (Exception e) { return Fail($"internal error: {e}", ExitFailure); }
+        finally { await Console.Error.FlushAsync(); }
+    }
+
+    /// <summary>Errors that describe the user's files or arguments, shown as they are without a stack trace.</summary>
+    public static bool IsBadInput(Exception e) => e is InvalidDataException or FileNotFoundException or DirectoryNotFoundException
+        or ArgumentException or NotSupportedException or UnauthorizedAccessException;
+
+    private static int Fail(string message, int code)
+    {
+        Console.Error.WriteLine($"error: {message}");
+        return code;
+    }
+
+    public static EngineOptions EngineOptionsFrom(CliArgs a) => new(a.Get("--device") ?? "cpu", a.Get("--dtype") ?? "float32");
+
+    public static AspectMode Aspect(string? value) => value switch
+    {
+        null or "pad" => AspectMode.Pad,
+        "crop" => AspectMode.Crop,
+        _ => throw new UsageException($"--image-aspect must be pad or crop, not '{value}'"),
+    };
+
+    private static int Infer(CliArgs a, CancellationToken cancel)
+    {
+        string model = a.Require("--model"), imagePath = a.Require("--image"), output = a.Require("--out");
+        string? question = a.Get("--prompt"), raw = a.Get("--raw-prompt");
+        if ((question is null) == (raw is null)) throw new UsageException("give exactly one of --prompt and --raw-prompt");
+        var request = new InferenceRequest(RgbImage.Load(imagePath), question, raw, Aspect(a.Get("--image-aspect")),
+            a.Int("--max-new-tokens", 64), a.Flag("--save-logits"), Path.GetFileName(imagePath));
+        var options = EngineOptionsFrom(a);
+        a.RejectUnknown();
+
+        var clock = Stopwatch.StartNew();
+        using var engine = LlavaEngine.Load(model, options);
+        Console.Error.WriteLine($"loaded {engine.CheckpointDir} on {engine.Device} as {engine.DType} in {engine.LoadTime.TotalSeconds:F2} s");
+        var result = engine.Run(request, p => Console.Error.WriteLine(
+            $"step {p.Step + 1}/{p.MaxSteps}: {Printable(engine.Tokenizer.TokenText(p.TokenId))}"), cancel);
+        AttentionArtifact.Write(output, result, AttentionArtifact.Describe(result, engine, request));
+        var g = result.Generation;
+        Console.Error.WriteLine($"wrote {output}: {g.Steps} steps x {g.Layers} layers x {g.Heads} heads x {g.Keys} keys in {clock.Elapsed.TotalSeconds:F2} s");
+        Console.WriteLine(result.GeneratedText);
+        return ExitOk;
+    }
+
+    public static string Printable(string s) => s.Replace("\n", "\\n").Replace("\t", "\\t");
+}

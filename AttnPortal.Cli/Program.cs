@@ -1,0 +1,3 @@
+using AttnPortal.Cli;
+
+return await Commands.RunAsync(args);

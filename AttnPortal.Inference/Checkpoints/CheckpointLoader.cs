@@ -1,0 +1,134 @@
+using System.Runtime.InteropServices;
+using System.Text.Json;
+using AttnPortal.Inference.Model;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace AttnPortal.Inference.Checkpoints;
+
+/// <summary>
+/// Loads a LLaVA checkpoint's safetensors weights into the module tree. Every key layout seen in the wild is mapped onto
+/// the module tree's names (transformers ≥ 4.52 in-memory names: model.vision_tower.vision_model.*,
+/// model.language_model.*, model.multi_modal_projector.*, lm_head.*).
+/// </summary>
+public static class CheckpointLoader
+{
+    private const string IndexFile = "model.safetensors.index.json";
+    private const string SingleFile = "model.safetensors";
+
+    /// <summary>Buffers some checkpoints carry that the model derives itself.</summary>
+    private static bool IsDerivedBuffer(string key) =>
+        key.EndsWith("embeddings.position_ids", StringComparison.Ordinal) || key.EndsWith("rotary_emb.inv_freq", StringComparison.Ordinal);
+
+    /// <summary>
+    /// Maps a key of any supported layout to the module tree's name:
+    /// hub (transformers 4): vision_tower.vision_model.*, language_model.model.*, language_model.lm_head.*, multi_modal_projector.*;
+    /// transformers 5 save: vision_tower.* (no vision_model), language_model.model.*, language_model.lm_head.*;
+    /// model-prefixed: model.vision_tower.(vision_model.)*, model.language_model.*, model.multi_modal_projector.*, lm_head.*.
+    /// </summary>
+    public static string CanonicalKey(string key)
+    {
+        string k = key.StartsWith("model.", StringComparison.Ordinal) ? key["model.".Length..] : key;
+        if (k.StartsWith("language_model.lm_head.", StringComparison.Ordinal)) return k["language_model.".Length..];
+        if (k.StartsWith("lm_head.", StringComparison.Ordinal)) return k;
+        if (k.StartsWith("language_model.model.", StringComparison.Ordinal)) k = "language_model." + k["language_model.model.".Length..];
+        if (k.StartsWith("vision_tower.", StringComparison.Ordinal) && !k.StartsWith("vision_tower.vision_model.", StringComparison.Ordinal))
+            k = "vision_tower.vision_model." + k["vision_tower.".Length..];
+        return "model." + k;
+    }
+
+    public static IReadOnlyList<string> WeightFiles(string checkpointDir)
+    {
+        string index = Path.Combine(checkpointDir, IndexFile);
+        if (File.Exists(index))
+        {
+            Dictionary<string, string> map;
+            try
+            {
+                using var doc = JsonDocument.Parse(File.ReadAllText(index));
+                map = doc.RootElement.GetProperty("weight_map").EnumerateObject().ToDictionary(p => p.Name, p => p.Value.GetString()!);
+            }
+            catch (Exception e) when (e is JsonException or KeyNotFoundException or InvalidOperationException)
+            {
+                throw new InvalidDataException($"{index}: corrupt shard index ({e.Message})");
+            }
+            var files = map.Values.Distinct().Order(StringComparer.Ordinal).Select(f => Path.Combine(checkpointDir, f)).ToList();
+            foreach (var f in files.Where(f => !File.Exists(f)))
+                throw new FileNotFoundException($"{f}: shard listed in {IndexFile} is missing", f);
+            return files;
+        }
+        string single = Path.Combine(checkpointDir, SingleFile);
+        if (File.Exists(single)) return [single];
+        var others = Directory.Exists(checkpointDir) ? Directory.GetFiles(checkpointDir, "*.safetensors") : [];
+        if (others.Length > 0) return others.Order(StringComparer.Ordinal).ToList();
+        bool pickle = Directory.Exists(checkpointDir) && Directory.GetFiles(checkpointDir, "*.bin").Length > 0;
+        throw new FileNotFoundException(
+            $"{checkpointDir}: no {SingleFile} or {IndexFile}" + (pickle ? " (PyTorch .bin checkpoints are not supported: re-save with safetensors)" : ""));
+    }
+
+    /// <summary>Copies every weight into the model's parameters, tensor by tensor, converting dtype on the way.</summary>
+    public static void Load(LlavaForConditionalGeneration model, string checkpointDir)
+    {
+        var files = WeightFiles(checkpointDir).Select(SafeTensorsFile.Open).ToList();
+        try
+        {
+            var sources = new Dictionary<string, (SafeTensorsFile File, SafeTensorInfo Info)>(StringComparer.Ordinal);
+            foreach (var file in files)
+                foreach (var info in file.Tensors.Values)
+                {
+                    if (IsDerivedBuffer(info.Name)) continue;
+                    string key = CanonicalKey(info.Name);
+                    if (sources.TryGetValue(key, out var other))
+                        throw new InvalidDataException($"{checkpointDir}: tensor '{info.Name}' ({Path.GetFileName(file.Path)}) and '{other.Info.Name}' ({Path.GetFileName(other.File.Path)}) are the same weight under two layouts");
+                    sources[key] = (file, info);
+                }
+
+            var parameters = model.named_parameters().ToDictionary(p => p.name, p => p.parameter);
+            bool tied = model.Config.Text.TieWordEmbeddings && !sources.ContainsKey("lm_head.weight");
+            var missing = parameters.Keys.Where(k => !sources.ContainsKey(k) && !(tied && k == "lm_head.weight")).ToList();
+            var unexpected = sources.Keys.Where(k => !parameters.ContainsKey(k)).Select(k => sources[k].Info.Name).ToList();
+            if (missing.Count > 0 || unexpected.Count > 0)
+                throw new InvalidDataException($"{checkpointDir}: the weights do not match a {model.Config.Text.NumHiddenLayers}-layer LLaVA model described by config.json."
+                    + Describe("missing", missing) + Describe("unexpected", unexpected));
+
+            using var noGrad = torch.no_grad();
+            foreach (var (name, parameter) in parameters)
+            {
+                var (file, info) = sources[tied && name == "lm_head.weight" ? "model.language_model.embed_tokens.weight" : name];
+                if (!info.Shape.SequenceEqual(parameter.shape))
+                    throw new InvalidDataException($"{Path.GetFileName(file.Path)}: tensor '{info.Name}' has shape [{string.Join(", ", info.Shape)}], the model expects [{string.Join(", ", parameter.shape)}]");
+                CopyInto(parameter, file, info);
+            }
+        }
+        finally
+        {
+            foreach (var f in files) f.Dispose();
+        }
+    }
+
+    private static string Describe(string what, List<string> keys) =>
+        keys.Count == 0 ? "" : $" {keys.Count} {what} tensor(s): {string.Join(", ", keys.Take(8))}{(keys.Count > 8 ? ", ..." : "")}.";
+
+    private static void CopyInto(Tensor parameter, SafeTensorsFile file, SafeTensorInfo info)
+    {
+        var dtype = info.DType switch
+        {
+            SafeTensorDType.F32 => ScalarType.Float32,
+            SafeTensorDType.F16 => ScalarType.Float16,
+            SafeTensorDType.BF16 => ScalarType.BFloat16,
+            SafeTensorDType.F64 => ScalarType.Float64,
+            _ => throw new InvalidDataException($"{Path.GetFileName(file.Path)}: tensor '{info.Name}' has dtype {info.DType}; weights must be F32, F16 or BF16"),
+        };
+        var bytes = file.Bytes(info);
+        // set_bytes only reads from the span; the mapping itself is read-only.
+        var span = MemoryMarshal.CreateSpan(ref MemoryMarshal.GetReference(bytes), bytes.Length);
+        if (parameter.device_type == DeviceType.CPU && parameter.dtype == dtype && parameter.is_contiguous())
+        {
+            parameter.bytes = span;
+            return;
+        }
+        using var staging = torch.empty(info.Shape, dtype);
+        staging.bytes = span;
+        parameter.copy_(staging);
+    }
+}

@@ -1,0 +1,84 @@
+using System.Diagnostics;
+using AttnPortal.Inference.Model;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace AttnPortal.Inference.Generation;
+
+public sealed record StepProgress(int Step, int MaxSteps, int TokenId);
+
+/// <summary>What one greedy run produced; attention is [steps, layers, heads, keys] with keys = prompt + steps - 1.</summary>
+public sealed record GenerationResult(
+    long[] GeneratedIds, float[] Attention, int Steps, int Layers, int Heads, int Keys, float[]? StepLogits, int Vocab,
+    TimeSpan VisionTime, TimeSpan PrefillTime, TimeSpan DecodeTime, bool StoppedAtEos);
+
+/// <summary>
+/// Greedy decoding with a preallocated KV cache that records, for every step, every layer's attention row of the query
+/// position: step 0 is the last prompt position, step k the k-th generated token fed back.
+/// </summary>
+public sealed class GreedyGenerator(LlavaForConditionalGeneration model, RotaryTables rope, Device device)
+{
+    public GenerationResult Generate(long[] inputIds, Tensor? pixelValues, int maxNewTokens, IReadOnlySet<long> eosIds,
+        bool saveLogits, Action<StepProgress>? progress = null, CancellationToken cancel = default)
+    {
+        var text = model.Config.Text;
+        int promptLength = inputIds.Length;
+        if (maxNewTokens < 1) throw new ArgumentException("max new tokens must be at least 1");
+        if (promptLength + maxNewTokens - 1 > text.MaxPositionEmbeddings)
+            throw new ArgumentException($"the prompt has {promptLength} tokens and {maxNewTokens} new tokens were asked for, but the model supports {text.MaxPositionEmbeddings} positions");
+
+        using var noGrad = torch.no_grad();
+        using var runScope = torch.NewDisposeScope();
+        var dtype = model.Model.LanguageModel.EmbedTokens.parameters().First().dtype;
+        int maxKeys = promptLength + maxNewTokens - 1;
+        var cache = Enumerable.Range(0, text.NumHiddenLayers).Select(_ => new LayerKvCache(
+            torch.empty(1, text.NumKeyValueHeads, maxKeys, text.HeadDim, dtype, device),
+            torch.empty(1, text.NumKeyValueHeads, maxKeys, text.HeadDim, dtype, device))).ToList();
+        // Capture stays on the device until the run ends: one copy to the host instead of one per step.
+        var capture = torch.zeros([maxNewTokens, text.NumHiddenLayers, text.NumAttentionHeads, maxKeys], ScalarType.Float32, device);
+        var logitsBuffer = saveLogits ? torch.empty(maxNewTokens, text.VocabSize, ScalarType.Float32, device) : null;
+        var generated = new List<long>(maxNewTokens);
+
+        var clock = Stopwatch.StartNew();
+        long next;
+        TimeSpan visionTime;
+        using (var stepScope = torch.NewDisposeScope())
+        {
+            var ids = torch.tensor(inputIds, device: device).unsqueeze(0);
+            var features = pixelValues is null ? null : model.Model.ImageFeatures(pixelValues.to(dtype, device));
+            visionTime = clock.Elapsed;
+            var embeds = model.Model.PromptEmbeddings(ids, features);
+            var hidden = model.Model.LanguageModel.Forward(embeds, 0, rope, cache, capture[0]);
+            next = Choose(hidden, logitsBuffer, 0);
+        }
+        var prefillTime = clock.Elapsed - visionTime;
+        generated.Add(next);
+        progress?.Invoke(new StepProgress(0, maxNewTokens, (int)next));
+
+        bool eos = eosIds.Contains(next);
+        for (int step = 1; step < maxNewTokens && !eos; step++)
+        {
+            cancel.ThrowIfCancellationRequested();
+            using var stepScope = torch.NewDisposeScope();
+            var embeds = model.Model.PromptEmbeddings(torch.tensor(new[] { next }, device: device).unsqueeze(0), null);
+            var hidden = model.Model.LanguageModel.Forward(embeds, promptLength + step - 1, rope, cache, capture[step]);
+            next = Choose(hidden, logitsBuffer, step);
+            generated.Add(next);
+            eos = eosIds.Contains(next);
+            progress?.Invoke(new StepProgress(step, maxNewTokens, (int)next));
+        }
+
+        int steps = generated.Count, keys = promptLength + steps - 1;
+        float[] attention = capture.narrow(0, 0, steps).narrow(3, 0, keys).contiguous().cpu().data<float>().ToArray();
+        float[]? logits = logitsBuffer?.narrow(0, 0, steps).cpu().data<float>().ToArray();
+        return new GenerationResult([.. generated], attention, steps, text.NumHiddenLayers, text.NumAttentionHeads, keys,
+            logits, text.VocabSize, visionTime, prefillTime, clock.Elapsed - visionTime - prefillTime, eos);
+    }
+
+    private long Choose(Tensor hidden, Tensor? logitsBuffer, int step)
+    {
+        var logits = model.Logits(hidden.narrow(1, hidden.shape[1] - 1, 1))[0, 0].to(ScalarType.Float32);
+        logitsBuffer?[step].copy_(logits);
+        return logits.argmax().item<long>();
+    }
+}

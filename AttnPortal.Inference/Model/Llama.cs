@@ -1,0 +1,218 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace AttnPortal.Inference.Model;
+
+// The LLaMA decoder as transformers structures it (LlamaModel → embed_tokens, layers[i], norm), extended with what an
+// attention tool needs: a preallocated KV cache and, per layer, the attention row of the last query position.
+
+public sealed class LlamaRmsNorm : nn.Module<Tensor, Tensor>
+{
+    private readonly Parameter weight;
+    private readonly double _eps;
+
+    public LlamaRmsNorm(long size, double eps, ParameterFactory p) : base(nameof(LlamaRmsNorm))
+    {
+        weight = p.Empty(size);
+        _eps = eps;
+        RegisterComponents();
+    }
+
+    // Normalised in float32 whatever the weights' dtype, as HF does.
+    public override Tensor forward(Tensor x)
+    {
+        var h = x.to(ScalarType.Float32);
+        h = h * torch.rsqrt(h.pow(2).mean([-1], keepdim: true) + _eps);
+        return weight * h.to(x.dtype);
+    }
+}
+
+public sealed class LlamaMlp : nn.Module<Tensor, Tensor>
+{
+    private readonly Linear gate_proj, up_proj, down_proj;
+
+    public LlamaMlp(LlamaConfig c, ParameterFactory p) : base(nameof(LlamaMlp))
+    {
+        gate_proj = new Linear(c.HiddenSize, c.IntermediateSize, c.MlpBias, p);
+        up_proj = new Linear(c.HiddenSize, c.IntermediateSize, c.MlpBias, p);
+        down_proj = new Linear(c.IntermediateSize, c.HiddenSize, c.MlpBias, p);
+        RegisterComponents();
+    }
+
+    public override Tensor forward(Tensor x) => down_proj.forward(nn.functional.silu(gate_proj.forward(x)) * up_proj.forward(x));
+}
+
+/// <summary>Rotary position tables for every position the model supports, computed once in float32 like HF.</summary>
+public sealed class RotaryTables : IDisposable
+{
+    private readonly Tensor _cos, _sin;
+
+    public RotaryTables(LlamaConfig c, Device device, ScalarType dtype)
+    {
+        using var _ = torch.NewDisposeScope();
+        var exponents = torch.arange(0, c.HeadDim, 2, dtype: ScalarType.Int64).to(ScalarType.Float32) / c.HeadDim;
+        var invFreq = 1.0f / torch.pow(torch.tensor((float)c.RopeTheta), exponents);
+        var positions = torch.arange(c.MaxPositionEmbeddings, dtype: ScalarType.Int64).to(ScalarType.Float32);
+        var freqs = torch.outer(positions, invFreq);
+        var emb = torch.cat([freqs, freqs], -1);
+        _cos = emb.cos().to(dtype, device).MoveToOuterDisposeScope();
+        _sin = emb.sin().to(dtype, device).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Rotates q or k ([B, heads, n, d]) for positions start..start+n-1.</summary>
+    public Tensor Apply(Tensor x, long start)
+    {
+        long n = x.shape[2], half = x.shape[3] / 2;
+        var cos = _cos.narrow(0, start, n);
+        var sin = _sin.narrow(0, start, n);
+        var rotated = torch.cat([-x.narrow(-1, half, half), x.narrow(-1, 0, half)], -1);
+        return x * cos + rotated * sin;
+    }
+
+    public void Dispose()
+    {
+        _cos.Dispose();
+        _sin.Dispose();
+    }
+}
+
+/// <summary>Keys and values of one layer for every position so far, in a buffer sized for the whole run.</summary>
+public sealed class LayerKvCache(Tensor keys, Tensor values) : IDisposable
+{
+    public Tensor Keys { get; } = keys;     // [1, kvHeads, capacity, headDim]
+    public Tensor Values { get; } = values;
+
+    public void Dispose()
+    {
+        Keys.Dispose();
+        Values.Dispose();
+    }
+}
+
+public sealed class LlamaAttention : nn.Module
+{
+    private readonly Linear q_proj, k_proj, v_proj, o_proj;
+    private readonly int _heads, _kvHeads, _headDim;
+    private readonly double _scale;
+
+    public LlamaAttention(LlamaConfig c, ParameterFactory p) : base(nameof(LlamaAttention))
+    {
+        q_proj = new Linear(c.HiddenSize, c.NumAttentionHeads * c.HeadDim, c.AttentionBias, p);
+        k_proj = new Linear(c.HiddenSize, c.NumKeyValueHeads * c.HeadDim, c.AttentionBias, p);
+        v_proj = new Linear(c.HiddenSize, c.NumKeyValueHeads * c.HeadDim, c.AttentionBias, p);
+        o_proj = new Linear(c.NumAttentionHeads * c.HeadDim, c.HiddenSize, c.AttentionBias, p);
+        (_heads, _kvHeads, _headDim) = (c.NumAttentionHeads, c.NumKeyValueHeads, c.HeadDim);
+        _scale = 1.0 / Math.Sqrt(c.HeadDim);
+        RegisterComponents();
+    }
+
+    /// <param name="x">[1, n, hidden] for positions start..start+n-1 (a prefill starts at 0, a decode step has n = 1).</param>
+    /// <param name="captureRow">[heads, ≥ keys]: receives the attention probabilities of the last query position.</param>
+    public Tensor Forward(Tensor x, long start, RotaryTables rope, LayerKvCache cache, Tensor? captureRow)
+    {
+        long n = x.shape[1];
+        var q = rope.Apply(q_proj.forward(x).view(1, n, _heads, _headDim).transpose(1, 2), start);
+        var k = rope.Apply(k_proj.forward(x).view(1, n, _kvHeads, _headDim).transpose(1, 2), start);
+        var v = v_proj.forward(x).view(1, n, _kvHeads, _headDim).transpose(1, 2);
+        long keys = start + n;
+        cache.Keys.narrow(2, start, n).copy_(k);
+        cache.Values.narrow(2, start, n).copy_(v);
+        var allK = cache.Keys.narrow(2, 0, keys);
+        var allV = cache.Values.narrow(2, 0, keys);
+
+        Tensor output;
+        if (n == 1)
+        {
+            var probs = LastRowProbabilities(q, allK);            // [1, heads, 1, keys] float32
+            captureRow?.narrow(1, 0, keys).copy_(probs[0, .., 0, ..]);
+            output = GroupedMatmul(probs.to(x.dtype), allV);     // [1, heads, 1, d]
+        }
+        else
+        {
+            if (start != 0) throw new InvalidOperationException("a multi-token forward must start at position 0");
+            // Prefill: every row is needed for the output, only the last one is kept, so the fused causal kernel
+            // computes the output and the kept row is recomputed on its own (numerically the same row).
+            output = nn.functional.scaled_dot_product_attention(q, RepeatKv(allK), RepeatKv(allV), is_casual: true);
+            if (captureRow is not null)
+            {
+                var probs = LastRowProbabilities(q.narrow(2, n - 1, 1), allK);
+                captureRow.narrow(1, 0, keys).copy_(probs[0, .., 0, ..]);
+            }
+        }
+        return o_proj.forward(output.transpose(1, 2).reshape(1, n, _heads * _headDim));
+    }
+
+    /// <summary>softmax(q Kᵀ / √d) for one query row, softmax in float32 as HF's eager attention.</summary>
+    private Tensor LastRowProbabilities(Tensor q, Tensor keys)
+    {
+        var scores = GroupedMatmul(q, keys.transpose(2, 3)) * _scale;
+        return scores.softmax(-1, ScalarType.Float32);
+    }
+
+    /// <summary>[1, heads, m, a] × [1, kvHeads, a, b] without materialising repeated KV heads (grouped-query attention).</summary>
+    private Tensor GroupedMatmul(Tensor perHead, Tensor perKvHead)
+    {
+        int group = _heads / _kvHeads;
+        long m = perHead.shape[2], a = perHead.shape[3];
+        var grouped = perHead.reshape(1, _kvHeads, group * m, a);
+        var result = torch.matmul(grouped, perKvHead);
+        return result.reshape(1, _heads, m, result.shape[3]);
+    }
+
+    private Tensor RepeatKv(Tensor t)
+    {
+        int group = _heads / _kvHeads;
+        if (group == 1) return t;
+        long s = t.shape[2];
+        return t.unsqueeze(2).expand(1, _kvHeads, group, s, _headDim).reshape(1, _heads, s, _headDim);
+    }
+}
+
+public sealed class LlamaDecoderLayer : nn.Module
+{
+    private readonly LlamaAttention self_attn;
+    private readonly LlamaMlp mlp;
+    private readonly LlamaRmsNorm input_layernorm, post_attention_layernorm;
+
+    public LlamaDecoderLayer(LlamaConfig c, ParameterFactory p) : base(nameof(LlamaDecoderLayer))
+    {
+        self_attn = new LlamaAttention(c, p);
+        mlp = new LlamaMlp(c, p);
+        input_layernorm = new LlamaRmsNorm(c.HiddenSize, c.RmsNormEps, p);
+        post_attention_layernorm = new LlamaRmsNorm(c.HiddenSize, c.RmsNormEps, p);
+        RegisterComponents();
+    }
+
+    public Tensor Forward(Tensor x, long start, RotaryTables rope, LayerKvCache cache, Tensor? captureRow)
+    {
+        x = x + self_attn.Forward(input_layernorm.forward(x), start, rope, cache, captureRow);
+        return x + mlp.forward(post_attention_layernorm.forward(x));
+    }
+}
+
+public sealed class LlamaModel : nn.Module
+{
+    private readonly Embedding embed_tokens;
+    private readonly ModuleList<LlamaDecoderLayer> layers;
+    private readonly LlamaRmsNorm norm;
+
+    public LlamaModel(LlamaConfig c, ParameterFactory p) : base(nameof(LlamaModel))
+    {
+        embed_tokens = new Embedding(c.VocabSize, c.HiddenSize, p);
+        layers = new ModuleList<LlamaDecoderLayer>(Enumerable.Range(0, c.NumHiddenLayers).Select(_ => new LlamaDecoderLayer(c, p)).ToArray());
+        norm = new LlamaRmsNorm(c.HiddenSize, c.RmsNormEps, p);
+        RegisterComponents();
+    }
+
+    public Embedding EmbedTokens => embed_tokens;
+
+    /// <param name="captureStep">[layers, heads, ≥ keys] or null: where each layer writes its last-row attention.</param>
+    public Tensor Forward(Tensor inputsEmbeds, long start, RotaryTables rope, IReadOnlyList<LayerKvCache> cache, Tensor? captureStep)
+    {
+        var x = inputsEmbeds;
+        for (int i = 0; i < layers.Count; i++)
+            x = layers[i].Forward(x, start, rope, cache[i], captureStep?[i]);
+        return norm.forward(x);
+    }
+}
