@@ -21,7 +21,8 @@ public static class Bench
         using var engine = LlavaEngine.Load(model, options);
         load.Stop();
         Console.WriteLine($"model {engine.CheckpointDir} ({engine.Config.Text.NumHiddenLayers} layers, {engine.Config.Text.NumAttentionHeads} heads) on {engine.Device} as {engine.DType}, {Environment.ProcessorCount} CPU cores, torch threads {TorchSharp.torch.get_num_threads()}");
-        Console.WriteLine($"load: {load.Elapsed.TotalSeconds:F2} s");
+        long weightBytes = Inference.Checkpoints.CheckpointLoader.WeightFiles(model).Sum(f => new FileInfo(f).Length);
+        Console.WriteLine($"load: {load.Elapsed.TotalSeconds:F2} s for {weightBytes / 1e9:F2} GB of safetensors ({weightBytes / 1e9 / load.Elapsed.TotalSeconds:F2} GB/s); {Memory()}");
         Console.WriteLine();
         Console.WriteLine("| run | prompt tokens | new tokens | vision ms | prefill ms | decode ms | total ms | decode tokens/s |");
         Console.WriteLine("|----:|--------------:|-----------:|----------:|-----------:|----------:|---------:|----------------:|");
@@ -37,10 +38,22 @@ public static class Bench
             Console.WriteLine($"| {label} | {r.InputIds.Length} | {g.Steps} | {g.VisionTime.TotalMilliseconds:F1} | {g.PrefillTime.TotalMilliseconds:F1} | {g.DecodeTime.TotalMilliseconds:F1} | {total:F1} | {rate:F1} |");
             if (i > 0) { totals.Add(total); rates.Add(rate); }
         }
-        using var self = Process.GetCurrentProcess();
         Console.WriteLine();
-        Console.WriteLine($"median total: {Median(totals):F1} ms; median decode: {Median(rates):F1} tokens/s; peak resident memory: {self.PeakWorkingSet64 / (1024.0 * 1024):F0} MiB");
+        Console.WriteLine($"median total: {Median(totals):F1} ms; median decode: {Median(rates):F1} tokens/s; {Memory()}");
         return Commands.ExitOk;
+    }
+
+    /// <summary>
+    /// Host memory from /proc/self/status: the peak resident set (which also counts mapped checkpoint pages while a
+    /// shard is being copied) and, now, private (anonymous) versus file-backed resident memory.
+    /// </summary>
+    private static string Memory()
+    {
+        if (!File.Exists("/proc/self/status")) return "";
+        var fields = File.ReadAllLines("/proc/self/status").Select(l => l.Split(':', 2)).Where(p => p.Length == 2)
+            .ToDictionary(p => p[0], p => p[1].Trim());
+        string MiB(string key) => fields.TryGetValue(key, out var v) ? $"{long.Parse(v.Split(' ')[0]) / 1024} MiB" : "?";
+        return $"host memory: peak resident {MiB("VmHWM")}, now private {MiB("RssAnon")}, file-backed {MiB("RssFile")}";
     }
 
     private static double Median(List<double> xs)

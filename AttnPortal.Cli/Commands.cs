@@ -15,7 +15,9 @@ public static class Commands
 
           infer   --model DIR --image FILE (--prompt QUESTION | --raw-prompt TEXT) --out RUN.safetensors
                   [--image-aspect pad|crop] [--max-new-tokens N] [--device cpu|cuda] [--dtype float32|bfloat16|float16]
-                  [--save-logits]
+                  [--image-alpha drop|white] [--save-logits]
+                  --image-alpha: drop (default) discards transparency like transformers and LLaVA (Image.convert("RGB"));
+                  white composites transparent pixels over white
           bench   --model DIR --image FILE [--prompt QUESTION] [--runs N] [--max-new-tokens N] [--device ...] [--dtype ...]
                   prints a table of load time, prefill, decode, tokens/s and peak memory
           compare A.safetensors B.safetensors
@@ -73,7 +75,14 @@ public static class Commands
         string model = a.Require("--model"), imagePath = a.Require("--image"), output = a.Require("--out");
         string? question = a.Get("--prompt"), raw = a.Get("--raw-prompt");
         if ((question is null) == (raw is null)) throw new UsageException("give exactly one of --prompt and --raw-prompt");
-        var request = new InferenceRequest(RgbImage.Load(imagePath), question, raw, Aspect(a.Get("--image-aspect")),
+        string alpha = a.Get("--image-alpha") ?? "drop";
+        var image = RgbImage.Load(imagePath, alpha switch
+        {
+            "drop" => AlphaHandling.Drop,
+            "white" => AlphaHandling.CompositeOverWhite,
+            _ => throw new UsageException($"--image-alpha must be drop or white, not '{alpha}'"),
+        });
+        var request = new InferenceRequest(image, question, raw, Aspect(a.Get("--image-aspect")),
             a.Int("--max-new-tokens", 64), a.Flag("--save-logits"), Path.GetFileName(imagePath));
         var options = EngineOptionsFrom(a);
         a.RejectUnknown();
@@ -83,7 +92,9 @@ public static class Commands
         Console.Error.WriteLine($"loaded {engine.CheckpointDir} on {engine.Device} as {engine.DType} in {engine.LoadTime.TotalSeconds:F2} s");
         var result = engine.Run(request, p => Console.Error.WriteLine(
             $"step {p.Step + 1}/{p.MaxSteps}: {Printable(engine.Tokenizer.TokenText(p.TokenId))}"), cancel);
-        AttentionArtifact.Write(output, result, AttentionArtifact.Describe(result, engine, request));
+        var metadata = AttentionArtifact.Describe(result, engine, request);
+        metadata["image"]!["alpha"] = alpha;
+        AttentionArtifact.Write(output, result, metadata);
         var g = result.Generation;
         Console.Error.WriteLine($"wrote {output}: {g.Steps} steps x {g.Layers} layers x {g.Heads} heads x {g.Keys} keys in {clock.Elapsed.TotalSeconds:F2} s");
         Console.WriteLine(result.GeneratedText);

@@ -52,6 +52,20 @@ public sealed class ImagePreprocessingTests
     }
 
     [Fact]
+    public void AlphaIsDroppedLikeHfUnlessWhiteCompositingIsAsked()
+    {
+        // tall-alpha.png: alpha 0 in the first 20 rows, then rising from 0 (left column) to 255 (right column).
+        var drop = RgbImage.Load(Fixture.Image("tall-alpha.png"));
+        var white = RgbImage.Load(Fixture.Image("tall-alpha.png"), AlphaHandling.CompositeOverWhite);
+        int w = drop.Width;
+        Assert.All(white.Pixels[..(20 * w * 3)], v => Assert.Equal(255, v));
+        Assert.Contains(drop.Pixels[..(20 * w * 3)], v => v != 255);
+        for (int y = 20; y < drop.Height; y++)
+            for (int c = 0; c < 3; c++)
+                Assert.Equal(drop.Pixels[(y * w + w - 1) * 3 + c], white.Pixels[(y * w + w - 1) * 3 + c]); // opaque column
+    }
+
+    [Fact]
     public void ExifOrientationIsApplied()
     {
         var rgb = RgbImage.Load(Fixture.Image("rotated-exif6.jpg")); // stored 180x240, orientation 6

@@ -92,9 +92,11 @@ public class TokenizerTests
         var tok = Shared.Value;
         var meta = JsonNode.Parse(File.ReadAllText(Path.Combine(Hf, "runs", run + ".json")))!;
         int[] generated = ReadIds(Path.Combine(Hf, "runs", run + ".safetensors"), "generated_ids").Select(v => checked((int)v)).ToArray();
-        // tall-crop's bytes F2 2B CC 4D 44 are not UTF-8: HF writes one U+FFFD per byte token.
+        // tall-crop generates an id past the tokenizer (the model's vocabulary is padded, as llava-1.5's is): HF names
+        // it null and leaves it out of the decoded text; we show a placeholder.
         Assert.Equal(meta["generated_text"]!.GetValue<string>(), tok.Decode(generated));
-        Assert.Equal(meta["generated_tokens"]!.AsArray().Select(t => t!.GetValue<string>()), generated.Select(tok.TokenString));
+        var hfTokens = meta["generated_tokens"]!.AsArray().Select((t, i) => t?.GetValue<string>() ?? $"<id:{generated[i]}>");
+        Assert.Equal(hfTokens, generated.Select(tok.TokenString));
     }
 
     [Theory]

@@ -91,14 +91,24 @@ public static class CheckpointLoader
                 throw new InvalidDataException($"{checkpointDir}: the weights do not match a {model.Config.Text.NumHiddenLayers}-layer LLaVA model described by config.json."
                     + Describe("missing", missing) + Describe("unexpected", unexpected));
 
-            using var noGrad = torch.no_grad();
             foreach (var (name, parameter) in parameters)
             {
-                var (file, info) = sources[tied && name == "lm_head.weight" ? "model.language_model.embed_tokens.weight" : name];
+                var (file, info) = Source(name);
                 if (!info.Shape.SequenceEqual(parameter.shape))
                     throw new InvalidDataException($"{Path.GetFileName(file.Path)}: tensor '{info.Name}' has shape [{string.Join(", ", info.Shape)}], the model expects [{string.Join(", ", parameter.shape)}]");
-                CopyInto(parameter, file, info);
             }
+
+            // File by file, releasing each mapping once its tensors are copied: the process never holds more than
+            // one shard's pages besides the model itself.
+            using var noGrad = torch.no_grad();
+            foreach (var group in parameters.GroupBy(p => Source(p.Key).File).ToList())
+            {
+                foreach (var (name, parameter) in group) CopyInto(parameter, group.Key, Source(name).Info);
+                group.Key.Dispose();
+            }
+
+            (SafeTensorsFile File, SafeTensorInfo Info) Source(string name) =>
+                sources[tied && name == "lm_head.weight" ? "model.language_model.embed_tokens.weight" : name];
         }
         finally
         {

@@ -5,7 +5,7 @@ namespace AttnPortal.Inference.Images;
 /// <summary>
 /// An upright 8-bit RGB image (HWC, row-major), decoded the way the Hugging Face LLaVA pipeline sees a file:
 /// first frame, EXIF orientation applied (<c>ImageOps.exif_transpose</c>, as transformers' <c>load_image</c> does),
-/// alpha composited over white by default (or dropped, see <see cref="AlphaHandling"/>), no colour management (Pillow
+/// alpha dropped by default as transformers and LLaVA do (or composited over white, see <see cref="AlphaHandling"/>), no colour management (Pillow
 /// ignores ICC profiles and gAMA).
 /// </summary>
 public sealed class RgbImage
@@ -31,12 +31,12 @@ public sealed class RgbImage
     }
 
     /// <summary>Reads and decodes an image file; problems with its content throw <see cref="InvalidDataException"/>.</summary>
-    public static RgbImage Load(string path, AlphaHandling alpha = AlphaHandling.CompositeOverWhite,
+    public static RgbImage Load(string path, AlphaHandling alpha = AlphaHandling.Drop,
         long maxPixels = DefaultMaxPixels) =>
         Decode(File.ReadAllBytes(path), Path.GetFileName(path), alpha, maxPixels);
 
     /// <inheritdoc cref="Decode(ReadOnlySpan{byte}, string, AlphaHandling, long)"/>
-    public static RgbImage Decode(byte[] data, string sourceName, AlphaHandling alpha = AlphaHandling.CompositeOverWhite,
+    public static RgbImage Decode(byte[] data, string sourceName, AlphaHandling alpha = AlphaHandling.Drop,
         long maxPixels = DefaultMaxPixels) =>
         Decode(data.AsSpan(), sourceName, alpha, maxPixels);
 
@@ -45,7 +45,7 @@ public sealed class RgbImage
     /// messages. Throws <see cref="InvalidDataException"/> for data that is not such an image, is truncated or
     /// corrupt, is empty, or has more than <paramref name="maxPixels"/> pixels.
     /// </summary>
-    public static RgbImage Decode(ReadOnlySpan<byte> data, string sourceName, AlphaHandling alpha = AlphaHandling.CompositeOverWhite,
+    public static RgbImage Decode(ReadOnlySpan<byte> data, string sourceName, AlphaHandling alpha = AlphaHandling.Drop,
         long maxPixels = DefaultMaxPixels)
     {
         if (data.IsEmpty)
