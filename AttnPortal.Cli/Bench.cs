@@ -22,7 +22,7 @@ public static class Bench
         load.Stop();
         Console.WriteLine($"model {engine.CheckpointDir} ({engine.Config.Text.NumHiddenLayers} layers, {engine.Config.Text.NumAttentionHeads} heads) on {engine.Device} as {engine.DType}, {Environment.ProcessorCount} CPU cores, torch threads {TorchSharp.torch.get_num_threads()}");
         long weightBytes = Inference.Checkpoints.CheckpointLoader.WeightFiles(model).Sum(f => new FileInfo(f).Length);
-        Console.WriteLine($"load: {load.Elapsed.TotalSeconds:F2} s for {weightBytes / 1e9:F2} GB of safetensors ({weightBytes / 1e9 / load.Elapsed.TotalSeconds:F2} GB/s); {Memory()}");
+        Console.WriteLine($"load: {load.Elapsed.TotalSeconds:F2} s for {weightBytes / 1e6:F1} MB of safetensors ({weightBytes / 1e6 / load.Elapsed.TotalSeconds:F0} MB/s); {Memory()}");
         Console.WriteLine();
         Console.WriteLine("| run | prompt tokens | new tokens | vision ms | prefill ms | decode ms | total ms | decode tokens/s |");
         Console.WriteLine("|----:|--------------:|-----------:|----------:|-----------:|----------:|---------:|----------------:|");

@@ -40,6 +40,7 @@ public sealed class LlavaEngine : IDisposable
     public Device Device { get; }
     public ScalarType DType { get; }
     public TimeSpan LoadTime { get; }
+    public IEnumerable<Tensor> Parameters => _model.parameters();
 
     private LlavaEngine(string dir, LlavaConfig config, LlavaTokenizer tokenizer, ClipImageProcessor images,
         LlavaForConditionalGeneration model, RotaryTables rope, Device device, ScalarType dtype, TimeSpan loadTime)
