@@ -42,18 +42,10 @@ public static class Commands
         }
         catch (UsageException e) { return Fail($"{e.Message}\n\n{Usage}", ExitBadInput); }
         catch (OperationCanceledException) { return Fail("canceled", ExitCanceled); }
-        catch (Exception e) when (IsBadInput(e)) { return Fail(UserMessage(e), ExitBadInput); }
+        catch (Exception e) when (InputErrors.IsInputError(e)) { return Fail(InputErrors.Message(e), ExitBadInput); }
         catch (Exception e) { return Fail($"internal error: {e}", ExitFailure); }
         finally { await Console.Error.FlushAsync(); }
     }
-
-    /// <summary>Errors that describe the user's files or arguments, shown as they are without a stack trace.</summary>
-    public static bool IsBadInput(Exception e) => e is InvalidDataException or FileNotFoundException or DirectoryNotFoundException
-        or ArgumentException or NotSupportedException or UnauthorizedAccessException;
-
-    /// <summary>The message without .NET's " (Parameter 'x')" suffix, which means nothing to a user.</summary>
-    public static string UserMessage(Exception e) =>
-        e is ArgumentException { ParamName: { } name } ? e.Message.Replace($" (Parameter '{name}')", "") : e.Message;
 
     private static int Fail(string message, int code)
     {

@@ -1,0 +1,61 @@
+using System.Security.Claims;
+using AttnPortal.Data;
+using AttnPortal.Inference;
+using AttnPortal.Web.Services;
+using Microsoft.AspNetCore.Mvc;
+using Microsoft.EntityFrameworkCore;
+
+namespace AttnPortal.Web.Endpoints;
+
+/// <summary>The HTTP API: queueing (for scripts and tests), artifacts, images, rendered heatmaps.</summary>
+public static class RunEndpoints
+{
+    public static void MapRunEndpoints(this WebApplication app)
+    {
+        var api = app.MapGroup("/api");
+
+        api.MapPost("/images", async (IFormFileCollection files, ImageStore store, ClaimsPrincipal user, CancellationToken cancel) =>
+        {
+            var saved = new List<object>();
+            foreach (var file in files)
+            {
+                using var ms = new MemoryStream();
+                await file.CopyToAsync(ms, cancel);
+                try
+                {
+                    var image = await store.SaveAsync(ms.ToArray(), file.FileName, UserId(user), cancel);
+                    saved.Add(new { image.Id, image.FileName, image.Width, image.Height, image.Sha256 });
+                }
+                catch (Exception e) when (InputErrors.IsInputError(e)) { return Results.BadRequest(new { error = InputErrors.Message(e) }); }
+            }
+            return Results.Ok(saved);
+        }).RequireAuthorization(Policies.CanWrite).DisableAntiforgery();
+
+        api.MapPost("/runs", async ([FromBody] QueueRequest request, RunQueue queue, ClaimsPrincipal user, CancellationToken cancel) =>
+        {
+            try { return Results.Ok((await queue.QueueAsync(request, UserId(user)!, cancel)).Select(r => r.Id)); }
+            catch (ArgumentException e) { return Results.BadRequest(new { error = InputErrors.Message(e) }); }
+        }).RequireAuthorization(Policies.CanWrite);
+
+        api.MapGet("/runs/{id:guid}", async (Guid id, PortalDbContext db) =>
+            await db.Runs.AsNoTracking().Where(r => r.Id == id)
+                .Select(r => new { r.Id, Status = r.Status.ToString(), r.StepsDone, r.MaxNewTokens, r.Error, r.GeneratedText, r.ModelName, r.Schedule })
+                .SingleOrDefaultAsync() is { } run ? Results.Ok(run) : Results.NotFound());
+
+        api.MapPost("/runs/{id:guid}/cancel", async (Guid id, RunQueue queue, RunCancellation running) =>
+            await queue.CancelAsync(id, running) ? Results.NoContent() : Results.Conflict(new { error = "the run has already finished" }))
+            .RequireAuthorization(Policies.CanWrite);
+
+        api.MapGet("/runs/{id:guid}/artifact", async (Guid id, PortalDbContext db, PortalPaths paths) =>
+            await db.Runs.AsNoTracking().SingleOrDefaultAsync(r => r.Id == id) is { ArtifactPath: { } path }
+                ? Results.File(paths.Resolve(path), "application/octet-stream", $"attnportal-{id}.safetensors")
+                : Results.NotFound());
+
+        api.MapGet("/images/{id:guid}", async (Guid id, PortalDbContext db, PortalPaths paths) =>
+            await db.Images.AsNoTracking().SingleOrDefaultAsync(i => i.Id == id) is { } image
+                ? Results.File(paths.Resolve(image.StoredPath), image.ContentType)
+                : Results.NotFound());
+    }
+
+    public static string? UserId(ClaimsPrincipal user) => user.FindFirstValue(ClaimTypes.NameIdentifier);
+}

@@ -1,0 +1,79 @@
+using AttnPortal.Data;
+using Hangfire;
+using Hangfire.States;
+using Microsoft.EntityFrameworkCore;
+
+namespace AttnPortal.Web.Services;
+
+public sealed record QueueRequest(IReadOnlyList<Guid> ImageIds, string Question, IReadOnlyList<string> Models, IReadOnlyList<string> Schedules, string Aspect = "pad");
+
+/// <summary>Turns a queue request into runs (one per image × model × schedule) in one transaction, then jobs.</summary>
+public sealed class RunQueue(PortalDbContext db, PortalOptions options, IBackgroundJobClient jobs, RunEvents events)
+{
+    public const string GpuQueue = "gpu";
+    public static readonly string[] Schedules = ["standard"];
+    public static readonly string[] Aspects = ["pad", "crop"];
+
+    public async Task<IReadOnlyList<Run>> QueueAsync(QueueRequest request, string ownerId, CancellationToken cancel = default)
+    {
+        string question = request.Question.Trim();
+        if (question.Length == 0) throw new ArgumentException("the question is empty");
+        if (question.Length > options.Upload.MaxPromptChars)
+            throw new ArgumentException($"the question is {question.Length} characters long; the limit is {options.Upload.MaxPromptChars}");
+        if (request.ImageIds.Count == 0) throw new ArgumentException("choose at least one image");
+        if (request.Models.Count == 0) throw new ArgumentException("choose at least one model");
+        if (request.Schedules.Count == 0) throw new ArgumentException("choose at least one attention schedule");
+        foreach (var m in request.Models.Where(m => options.Model(m) is null))
+            throw new ArgumentException($"unknown model '{m}' (configured: {string.Join(", ", options.Models.Select(x => x.Name))})");
+        foreach (var s in request.Schedules.Where(s => !Schedules.Contains(s)))
+            throw new ArgumentException($"unknown attention schedule '{s}' (available: {string.Join(", ", Schedules)})");
+        if (!Aspects.Contains(request.Aspect)) throw new ArgumentException($"unknown aspect mode '{request.Aspect}'");
+        var known = await db.Images.Where(i => request.ImageIds.Contains(i.Id)).Select(i => i.Id).ToListAsync(cancel);
+        if (known.Count != request.ImageIds.Distinct().Count()) throw new ArgumentException("an image of the request does not exist");
+
+        var batch = Guid.NewGuid();
+        var now = DateTime.UtcNow;
+        var runs = (from image in request.ImageIds.Distinct()
+                    from model in request.Models.Distinct()
+                    from schedule in request.Schedules.Distinct()
+                    select new Run
+                    {
+                        Id = Guid.NewGuid(), ImageId = image, ModelName = model, Schedule = schedule, Question = question,
+                        Aspect = request.Aspect, MaxNewTokens = options.Model(model)!.MaxNewTokens, Status = RunStatus.Queued,
+                        OwnerId = ownerId, BatchId = batch, CreatedUtc = now,
+                    }).ToList();
+        await using (var tx = await db.Database.BeginTransactionAsync(cancel))
+        {
+            db.Runs.AddRange(runs);
+            await db.SaveChangesAsync(cancel);
+            await tx.CommitAsync(cancel);
+        }
+        // After the commit: if the process dies before this, start-up recovery enqueues the runs again.
+        foreach (var run in runs)
+        {
+            Enqueue(jobs, run.Id);
+            events.Publish(new RunUpdate(run.Id, run.Status, 0, run.MaxNewTokens, null, null));
+        }
+        return runs;
+    }
+
+    public static void Enqueue(IBackgroundJobClient jobs, Guid runId) =>
+        jobs.Create<RunJob>(j => j.ExecuteAsync(runId, CancellationToken.None), new EnqueuedState(GpuQueue));
+
+    /// <summary>Asks a run to stop: a queued run is canceled at once, a running one between two tokens.</summary>
+    public async Task<bool> CancelAsync(Guid runId, RunCancellation running, CancellationToken cancel = default)
+    {
+        var run = await db.Runs.FindAsync([runId], cancel);
+        if (run is null || run.IsFinished) return false;
+        run.CancelRequested = true;
+        if (run.Status == RunStatus.Queued)
+        {
+            run.Status = RunStatus.Canceled;
+            run.FinishedUtc = DateTime.UtcNow;
+        }
+        await db.SaveChangesAsync(cancel);
+        running.Cancel(runId);
+        events.Publish(new RunUpdate(run.Id, run.Status, run.StepsDone, run.MaxNewTokens, null, null));
+        return true;
+    }
+}
