@@ -54,6 +54,7 @@ public static class PortalApp
         builder.Services.AddHangfireServer(o => { o.Queues = [RunQueue.GpuQueue]; o.WorkerCount = 1; });
         builder.Services.AddSingleton<RunEvents>().AddSingleton<RunCancellation>().AddSingleton<EngineCache>();
         builder.Services.AddScoped<ImageStore>().AddScoped<RunQueue>().AddScoped<RunJob>();
+        builder.Services.AddSingleton<ArtifactViews>();
         builder.Services.AddMudServices();
         builder.Services.AddRazorComponents().AddInteractiveServerComponents();
         builder.Services.AddAntiforgery();

@@ -1,0 +1,48 @@
+using AttnPortal.Data;
+using AttnPortal.Web.Rendering;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Caching.Memory;
+
+namespace AttnPortal.Web.Services;
+
+/// <summary>
+/// Loaded attention artifacts and the PNGs drawn from them. A 7B run is ~80 MB of attention, read once and kept
+/// (bounded by size) so that moving between tokens, layers and heads only renders; rendered overlays go to a disk cache.
+/// </summary>
+public sealed class ArtifactViews(IServiceScopeFactory scopes, PortalPaths paths)
+{
+    private readonly MemoryCache _runs = new(new MemoryCacheOptions { SizeLimit = 2L << 30 });
+    private readonly PngCache _pngs = new(paths.Cache);
+
+    /// <summary>The run's attention, or null while the run has no artifact.</summary>
+    public async Task<(Run Run, AttentionRun Attention)?> OpenAsync(Guid runId)
+    {
+        using var scope = scopes.CreateScope();
+        var db = scope.ServiceProvider.GetRequiredService<PortalDbContext>();
+        var run = await db.Runs.AsNoTracking().Include(r => r.Image).Include(r => r.Owner).SingleOrDefaultAsync(r => r.Id == runId);
+        if (run?.ArtifactPath is null) return null;
+        var attention = await _runs.GetOrCreateAsync(runId, entry =>
+        {
+            var loaded = AttentionRun.Open(paths.Resolve(run.ArtifactPath));
+            entry.Size = loaded.AttentionBytes;
+            entry.SlidingExpiration = TimeSpan.FromMinutes(30);
+            return Task.FromResult(loaded);
+        });
+        return (run, attention!);
+    }
+
+    public byte[] Heatmap(Guid runId, AttentionRun run, AttentionSelection selection, Colormap colormap) =>
+        _pngs.GetOrAdd(new PngCacheKey(runId.ToString(), "heatmap", selection, colormap.Name, 1f),
+            () => HeatmapRenderer.HeatmapPng(run.ImageGrid(selection), run.GridSide, colormap, scale: 1));
+
+    public byte[] HeadGrid(Guid runId, AttentionRun run, int? step, Colormap colormap) =>
+        _pngs.GetOrAdd(new PngCacheKey(runId.ToString(), "heads", new AttentionSelection(step, null, null), colormap.Name, 1f),
+            () => HeatmapRenderer.HeadGridPng(run.AllHeads(step), run.Layers, run.Heads, run.GridSide, colormap, cellPixels: HeadGridCellPixels, gap: HeadGridGap));
+
+    public byte[] Overlay(Guid runId, Run record, AttentionRun run, AttentionSelection selection, Colormap colormap, float opacity) =>
+        _pngs.GetOrAdd(new PngCacheKey(runId.ToString(), "overlay", selection, colormap.Name, opacity),
+            () => HeatmapRenderer.OverlayPng(OverlayBackdrop.Create(File.ReadAllBytes(paths.Resolve(record.Image!.StoredPath)), run.Geometry!),
+                run, selection, colormap, opacity, Normalization.MinMax));
+
+    public const int HeadGridCellPixels = 2, HeadGridGap = 2;
+}
