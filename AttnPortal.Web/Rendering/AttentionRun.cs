@@ -127,10 +127,9 @@ public sealed class AttentionRun
         using var file = SafeTensorsFile.Open(path);
         string name = Path.GetFileName(path);
         var attInfo = Tensor(file, "attention", SafeTensorDType.F32, 4);
-        var inputIds = AttentionArtifact.Read<long>(file, Tensor(file, "input_ids", SafeTensorDType.I64, 1).Name).Data;
-        var generatedIds = AttentionArtifact.Read<long>(file, Tensor(file, "generated_ids", SafeTensorDType.I64, 1).Name).Data;
-        byte[]? modality = file.Tensors.ContainsKey("modality")
-            ? AttentionArtifact.Read<byte>(file, Tensor(file, "modality", SafeTensorDType.U8, 1).Name).Data : null;
+        var inputIds = Read<long>(file, "input_ids", SafeTensorDType.I64);
+        var generatedIds = Read<long>(file, "generated_ids", SafeTensorDType.I64);
+        byte[]? modality = file.Tensors.ContainsKey("modality") ? Read<byte>(file, "modality", SafeTensorDType.U8) : null;
         var meta = file.Metadata.ContainsKey(AttentionArtifact.MetadataKey) ? AttentionArtifact.ReadMetadata(file) : null;
 
         var shape = attInfo.Shape;
@@ -151,14 +150,19 @@ public sealed class AttentionRun
             && (gh != gw || gh * gw != count))
             throw new InvalidDataException($"{name}: metadata grid {gh}×{gw} does not match {count} image tokens");
 
-        string[]? inputTokens = Strings(meta?["tokens"]?["input"]);
-        string[]? generatedTokens = Strings(meta?["tokens"]?["generated"]);
-        string? generatedText = meta?["tokens"]?["generated_text"]?.GetValue<string>();
+        string[]? inputTokens, generatedTokens;
+        string? generatedText;
         ImageGeometry? geometry;
-        try { geometry = ParseGeometry(image, (int)Math.Round(Math.Sqrt(count))); }
+        try
+        {
+            inputTokens = Strings(meta?["tokens"]?["input"]);
+            generatedTokens = Strings(meta?["tokens"]?["generated"]);
+            generatedText = meta?["tokens"]?["generated_text"]?.GetValue<string>();
+            geometry = ParseGeometry(image, (int)Math.Round(Math.Sqrt(count)));
+        }
         catch (Exception e) when (e is FormatException or InvalidOperationException or ArgumentException)
         {
-            throw new InvalidDataException($"{name}: bad image geometry in metadata ({e.Message})");
+            throw new InvalidDataException($"{name}: bad tokens or image geometry in the metadata ({e.Message})");
         }
 
         var attention = ReadF32(file, attInfo);
@@ -212,24 +216,36 @@ public sealed class AttentionRun
     /// </summary>
     public float[] AllHeads(int? step)
     {
-        int n = ImageTokenCount;
-        var result = new float[checked(Layers * Heads * n)];
+        var result = new float[checked(Layers * Heads * ImageTokenCount)];
+        AllHeads(step, result);
+        return result;
+    }
+
+    /// <summary>
+    /// <see cref="AllHeads(int?)"/> into a caller's buffer of at least layers × heads × GridSide² floats (e.g. one
+    /// rented from an ArrayPool: for a 7B run a fresh 2.4 MB array costs more in page faults than the copy itself).
+    /// </summary>
+    public void AllHeads(int? step, Span<float> destination)
+    {
+        int n = ImageTokenCount, total = checked(Layers * Heads * n);
+        if (destination.Length < total)
+            throw new ArgumentException($"the destination holds {destination.Length} floats; {Layers} layers × {Heads} heads × {n} need {total}", nameof(destination));
         if (step is int s)
         {
             Check(s, Steps, nameof(step));
             for (int l = 0; l < Layers; l++)
                 for (int h = 0; h < Heads; h++)
-                    _attention.AsSpan(RowOffset(s, l, h) + ImageTokenStart, n).CopyTo(result.AsSpan((l * Heads + h) * n, n));
-            return result;
+                    _attention.AsSpan(RowOffset(s, l, h) + ImageTokenStart, n).CopyTo(destination.Slice((l * Heads + h) * n, n));
+            return;
         }
+        destination[..total].Clear();
         for (int l = 0; l < Layers; l++)
             for (int h = 0; h < Heads; h++)
             {
-                var target = result.AsSpan((l * Heads + h) * n, n);
+                var target = destination.Slice((l * Heads + h) * n, n);
                 for (int t = 0; t < Steps; t++) AddTo(target, _attention.AsSpan(RowOffset(t, l, h) + ImageTokenStart, n));
                 Scale(target, 1f / Steps);
             }
-        return result;
     }
 
     /// <summary>
@@ -326,6 +342,9 @@ public sealed class AttentionRun
             throw new InvalidDataException($"{fileName}: '{name}' is {info.DType} [{string.Join(", ", info.Shape)}]; expected {dtype} of rank {rank}");
         return info;
     }
+
+    private static T[] Read<T>(SafeTensorsFile file, string name, SafeTensorDType dtype) where T : unmanaged =>
+        AttentionArtifact.Read<T>(file, Tensor(file, name, dtype, 1).Name).Data;
 
     /// <summary>Copies an F32 tensor out of the mapping in chunks, so tensors over 2 GiB load too.</summary>
     private static float[] ReadF32(SafeTensorsFile file, SafeTensorInfo info)

@@ -1,4 +1,4 @@
-using System.Globalization;
+using System.Diagnostics.CodeAnalysis;
 
 namespace AttnPortal.Web.Rendering;
 
@@ -84,7 +84,7 @@ public sealed class Colormap
         TryParse(name, out var map) ? map
             : throw new ArgumentException($"unknown colormap '{name}' (known: {string.Join(", ", Names)})", nameof(name));
 
-    public static bool TryParse(string? name, out Colormap colormap)
+    public static bool TryParse(string? name, [NotNullWhen(true)] out Colormap? colormap)
     {
         colormap = name?.Trim().ToLowerInvariant() switch
         {
@@ -92,7 +92,7 @@ public sealed class Colormap
             "magma" => Magma,
             "jet" => Jet,
             "gray" or "grey" => Gray,
-            _ => null!,
+            _ => null,
         };
         return colormap is not null;
     }

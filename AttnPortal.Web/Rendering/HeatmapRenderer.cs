@@ -1,10 +1,11 @@
+using System.Buffers;
 using System.Runtime.InteropServices;
 using AttnPortal.Inference.Images;
 using SkiaSharp;
 
 namespace AttnPortal.Web.Rendering;
 
-/// <summary>Options of <see cref="HeatmapRenderer.OverlayPng(OverlayBackdrop, float[], int, Colormap, float, Normalization, OverlayOptions?)"/>.</summary>
+/// <summary>Options of the photo overlay.</summary>
 /// <param name="Smooth">Bilinear interpolation between cell centres instead of crisp cells.</param>
 /// <param name="AlphaFromValue">Opacity × t per pixel, so that cold cells leave the photo visible.</param>
 /// <param name="OutsideFrameDim">Darken the parts of the photo the model never saw (crop mode) by this fraction, 0 to 1.</param>
@@ -13,36 +14,43 @@ public sealed record OverlayOptions(bool Smooth = false, bool AlphaFromValue = f
     public static OverlayOptions Default { get; } = new();
 
     /// <summary>A stable text form for cache keys.</summary>
-    public string Key => $"{(Smooth ? "smooth" : "cells")}{(AlphaFromValue ? "-va" : "")}{(OutsideFrameDim > 0 ? $"-dim{OutsideFrameDim:0.###}" : "")}";
+    public string Key => $"{(Smooth ? "smooth" : "cells")}{(AlphaFromValue ? "-va" : "")}{(OutsideFrameDim > 0 ? $"-dim{OutsideFrameDim.ToString("0.###", System.Globalization.CultureInfo.InvariantCulture)}" : "")}";
 }
 
 /// <summary>
-/// Renders attention maps to PNG with SkiaSharp: over the original photo (<see cref="OverlayPng(OverlayBackdrop, float[], int, Colormap, float, Normalization, OverlayOptions?)"/>),
-/// as a layers × heads sprite (<see cref="HeadGridPng"/>) and plain (<see cref="HeatmapPng"/>). Pure functions of their inputs; thread-safe.
+/// Renders attention maps to PNG: over the original photo (<c>OverlayPng</c>), as a layers × heads sprite
+/// (<see cref="HeadGridPng"/>) and plain (<see cref="HeatmapPng"/>). Pure functions of their inputs; thread-safe.
 /// </summary>
 /// <remarks>
-/// Pixels are composed in managed code and only encoded by Skia, so each cell covers exactly the output pixels whose
-/// centres fall inside its rectangle: pixel x belongs to column floor((x + 0.5 − frameX) / cellWidth).
+/// Pixels are composed in managed code, so each cell covers exactly the output pixels whose centres fall inside its
+/// rectangle: pixel x belongs to column floor((x + 0.5 − frameX) / cellWidth). The photo overlay is true colour and
+/// encoded by SkiaSharp; heatmaps without a photo are palette images (<see cref="IndexedPng"/>), one byte per pixel.
 /// </remarks>
 public static class HeatmapRenderer
 {
-    /// <summary>zlib level for PNG output: fast, and flat heatmap cells compress well even at low levels.</summary>
-    public const int PngZLibLevel = 3;
+    /// <summary>
+    /// Skia PNG settings for overlays: the Sub filter at zlib level 2 encodes a 1024 × 768 photo several times faster
+    /// than Skia's default (all filters, level 6) for a file about 10 % larger.
+    /// </summary>
+    private static readonly SKPngEncoderOptions OverlayEncoding = new(SKPngEncoderFilterFlags.Sub, 2);
 
     /// <summary>Decodes <paramref name="originalImage"/>, downscales it and lays the grid over it; see <see cref="OverlayBackdrop"/> to reuse the photo across tokens.</summary>
-    public static byte[] OverlayPng(byte[] originalImage, ImageGeometry geometry, float[] grid, int gridSide, Colormap colormap,
+    public static byte[] OverlayPng(byte[] originalImage, ImageGeometry geometry, ReadOnlySpan<float> grid, int gridSide, Colormap colormap,
         float opacity, Normalization normalization, int maxOutputWidth = 1024, OverlayOptions? options = null) =>
         OverlayPng(OverlayBackdrop.Create(originalImage, geometry, maxOutputWidth), grid, gridSide, colormap, opacity, normalization, options);
 
-    /// <inheritdoc cref="OverlayPng(byte[], ImageGeometry, float[], int, Colormap, float, Normalization, int, OverlayOptions?)"/>
-    public static byte[] OverlayPng(RgbImage originalImage, ImageGeometry geometry, float[] grid, int gridSide, Colormap colormap,
+    /// <summary>Downscales <paramref name="originalImage"/> and lays the grid over it; see <see cref="OverlayBackdrop"/> to reuse the photo across tokens.</summary>
+    public static byte[] OverlayPng(RgbImage originalImage, ImageGeometry geometry, ReadOnlySpan<float> grid, int gridSide, Colormap colormap,
         float opacity, Normalization normalization, int maxOutputWidth = 1024, OverlayOptions? options = null) =>
         OverlayPng(OverlayBackdrop.Create(originalImage, geometry, maxOutputWidth), grid, gridSide, colormap, opacity, normalization, options);
 
     /// <summary>The overlay of <paramref name="selection"/>'s image attention in <paramref name="run"/>.</summary>
     public static byte[] OverlayPng(OverlayBackdrop backdrop, AttentionRun run, AttentionSelection selection, Colormap colormap,
-        float opacity, Normalization normalization, OverlayOptions? options = null) =>
-        OverlayPng(backdrop, run.ImageGrid(selection), run.GridSide, colormap, opacity, normalization, options);
+        float opacity, Normalization normalization, OverlayOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(run);
+        return OverlayPng(backdrop, run.ImageGrid(selection), run.GridSide, colormap, opacity, normalization, options);
+    }
 
     /// <summary>
     /// The photo with the <paramref name="gridSide"/> × <paramref name="gridSide"/> heatmap (row-major) laid over the
@@ -50,7 +58,7 @@ public static class HeatmapRenderer
     /// whatever of the frame is padding outside the photo is clipped away.
     /// </summary>
     /// <param name="opacity">Heatmap opacity, 0 (photo only) to 1 (heatmap only).</param>
-    public static byte[] OverlayPng(OverlayBackdrop backdrop, float[] grid, int gridSide, Colormap colormap,
+    public static byte[] OverlayPng(OverlayBackdrop backdrop, ReadOnlySpan<float> grid, int gridSide, Colormap colormap,
         float opacity, Normalization normalization, OverlayOptions? options = null)
     {
         ArgumentNullException.ThrowIfNull(backdrop);
@@ -62,118 +70,98 @@ public static class HeatmapRenderer
             throw new ArgumentOutOfRangeException(nameof(options), options.OutsideFrameDim, "OutsideFrameDim must be in [0, 1]");
 
         int width = backdrop.Width, height = backdrop.Height, side = gridSide;
-        var pixels = backdrop.Pixels.ToArray();
-        var t = new float[grid.Length];
-        normalization.Apply(grid, t);
-        var lut = colormap.Rgba;
-        int alpha = (int)MathF.Round(opacity * 256); // blend weight out of 256
-
-        var frame = backdrop.Frame;
-        double cellW = frame.Width / side, cellH = frame.Height / side;
-        // Pixels whose centres lie in [frame.X, frame.Right) × [frame.Y, frame.Bottom), clipped to the output.
-        int x0 = Math.Clamp((int)Math.Ceiling(frame.X - 0.5), 0, width), x1 = Math.Clamp((int)Math.Ceiling(frame.Right - 0.5), 0, width);
-        int y0 = Math.Clamp((int)Math.Ceiling(frame.Y - 0.5), 0, height), y1 = Math.Clamp((int)Math.Ceiling(frame.Bottom - 0.5), 0, height);
-
-        if (options.OutsideFrameDim > 0) DimOutside(pixels, width, height, x0, x1, y0, y1, options.OutsideFrameDim);
-        if (x0 >= x1 || y0 >= y1) return EncodePng(pixels, width, height, opaque: true);
-
-        if (!options.Smooth)
+        var buffer = ArrayPool<uint>.Shared.Rent(width * height);
+        try
         {
-            // One colour and weight per cell; each pixel finds its cell by its centre.
-            var cellColour = new uint[grid.Length];
-            var cellAlpha = new int[grid.Length];
-            for (int i = 0; i < grid.Length; i++)
+            var pixels = buffer.AsSpan(0, width * height);
+            backdrop.Pixels.CopyTo(pixels);
+            var t = new float[grid.Length];
+            normalization.Apply(grid, t);
+            var lut = colormap.Rgba;
+            int alpha = (int)MathF.Round(opacity * 256); // blend weight out of 256
+
+            var frame = backdrop.Frame;
+            double cellW = frame.Width / side, cellH = frame.Height / side;
+            // Pixels whose centres lie in [frame.X, frame.Right) × [frame.Y, frame.Bottom), clipped to the output.
+            int x0 = Math.Clamp((int)Math.Ceiling(frame.X - 0.5), 0, width), x1 = Math.Clamp((int)Math.Ceiling(frame.Right - 0.5), 0, width);
+            int y0 = Math.Clamp((int)Math.Ceiling(frame.Y - 0.5), 0, height), y1 = Math.Clamp((int)Math.Ceiling(frame.Bottom - 0.5), 0, height);
+
+            if (options.OutsideFrameDim > 0) DimOutside(pixels, width, height, x0, x1, y0, y1, options.OutsideFrameDim);
+            if (x0 < x1 && y0 < y1)
             {
-                cellColour[i] = lut[Colormap.IndexOf(t[i])];
-                cellAlpha[i] = options.AlphaFromValue ? (int)MathF.Round(alpha * t[i]) : alpha;
+                if (options.Smooth) DrawSmooth(pixels, width, x0, x1, y0, y1, frame, cellW, cellH, side, t, lut, alpha, options.AlphaFromValue);
+                else DrawCells(pixels, width, x0, x1, y0, y1, frame, cellW, cellH, side, t, lut, alpha, options.AlphaFromValue);
             }
-            var column = new int[x1 - x0];
-            for (int x = x0; x < x1; x++) column[x - x0] = Math.Clamp((int)Math.Floor((x + 0.5 - frame.X) / cellW), 0, side - 1);
-            for (int y = y0; y < y1; y++)
-            {
-                int rowBase = Math.Clamp((int)Math.Floor((y + 0.5 - frame.Y) / cellH), 0, side - 1) * side;
-                var line = pixels.AsSpan(y * width + x0, x1 - x0);
-                for (int i = 0; i < line.Length; i++)
-                {
-                    int cell = rowBase + column[i];
-                    line[i] = Blend(line[i], cellColour[cell], cellAlpha[cell]);
-                }
-            }
+            return EncodeSkiaPng(buffer, width, height);
         }
-        else
+        finally
         {
-            // Bilinear in t between cell centres (clamped at the frame's border), then the colormap.
-            var (cx0, cx1, cfx) = Taps(x0, x1, frame.X, cellW, side);
-            var (cy0, cy1, cfy) = Taps(y0, y1, frame.Y, cellH, side);
-            for (int y = y0; y < y1; y++)
-            {
-                int j = y - y0;
-                int r0 = cy0[j] * side, r1 = cy1[j] * side;
-                float fy = cfy[j];
-                var line = pixels.AsSpan(y * width + x0, x1 - x0);
-                for (int i = 0; i < line.Length; i++)
-                {
-                    float fx = cfx[i];
-                    float top = t[r0 + cx0[i]] + (t[r0 + cx1[i]] - t[r0 + cx0[i]]) * fx;
-                    float bottom = t[r1 + cx0[i]] + (t[r1 + cx1[i]] - t[r1 + cx0[i]]) * fx;
-                    float v = top + (bottom - top) * fy;
-                    int a = options.AlphaFromValue ? (int)(alpha * v + 0.5f) : alpha;
-                    line[i] = Blend(line[i], lut[Colormap.IndexOf(v)], a);
-                }
-            }
+            ArrayPool<uint>.Shared.Return(buffer);
         }
-        return EncodePng(pixels, width, height, opaque: true);
     }
 
     /// <summary>
     /// One sprite of <paramref name="layers"/> × <paramref name="heads"/> small heatmaps (rows layers, columns heads;
     /// see <see cref="HeadGridLayout"/>), each normalised on its own unless <paramref name="normalization"/> is fixed.
+    /// With gaps the colormap is drawn in 255 levels (palette entry 255 is the gap colour); without, in all 256.
     /// </summary>
-    /// <param name="allHeads">[layers, heads, gridSide²] as <see cref="AttentionRun.AllHeads"/> returns it.</param>
+    /// <param name="allHeads">[layers, heads, gridSide²] as <see cref="AttentionRun.AllHeads(int?)"/> returns it.</param>
     /// <param name="background">Colour of the gaps; transparent when null.</param>
-    public static byte[] HeadGridPng(float[] allHeads, int layers, int heads, int gridSide, Colormap colormap,
+    public static byte[] HeadGridPng(ReadOnlySpan<float> allHeads, int layers, int heads, int gridSide, Colormap colormap,
         int cellPixels = 2, int gap = 1, Normalization? normalization = null, SKColor? background = null)
     {
-        ArgumentNullException.ThrowIfNull(allHeads);
         ArgumentNullException.ThrowIfNull(colormap);
         var layout = new HeadGridLayout(layers, heads, gridSide, cellPixels, gap).Validate();
         int n = gridSide * gridSide;
-        if (allHeads.LongLength != (long)layers * heads * n)
+        if (allHeads.Length != (long)layers * heads * n)
             throw new ArgumentException($"{allHeads.Length} values for {layers} layers × {heads} heads × {n} cells", nameof(allHeads));
 
-        var pixels = new uint[layout.Width * layout.Height];
-        bool opaque = background is { Alpha: 255 } || gap == 0;
-        if (background is SKColor bg && bg.Alpha > 0)
-            pixels.AsSpan().Fill(bg.Red | (uint)bg.Green << 8 | (uint)bg.Blue << 16 | (uint)bg.Alpha << 24);
-
-        var norm = normalization ?? Normalization.MinMax;
-        var t = new float[n];
-        var colours = new uint[n];
-        for (int l = 0; l < layers; l++)
-            for (int h = 0; h < heads; h++)
-            {
-                norm.Apply(allHeads.AsSpan((l * heads + h) * n, n), t);
-                for (int i = 0; i < n; i++) colours[i] = colormap.Rgba[Colormap.IndexOf(t[i])];
-                var (x, y) = layout.TileOrigin(l, h);
-                DrawCells(colours, gridSide, cellPixels, pixels, layout.Width, x, y);
-            }
-        return EncodePng(pixels, layout.Width, layout.Height, opaque);
+        int levels = gap > 0 ? 255 : 256;
+        var palette = Palette(colormap, levels);
+        if (gap > 0)
+        {
+            var bg = background ?? SKColors.Transparent;
+            palette[255] = bg.Red | (uint)bg.Green << 8 | (uint)bg.Blue << 16 | (uint)bg.Alpha << 24;
+        }
+        int size = layout.Width * layout.Height;
+        var buffer = ArrayPool<byte>.Shared.Rent(size);
+        try
+        {
+            var indices = buffer.AsSpan(0, size);
+            if (gap > 0) indices.Fill(255);
+            var norm = normalization ?? Normalization.MinMax;
+            var t = new float[n];
+            var cells = new byte[n];
+            for (int l = 0; l < layers; l++)
+                for (int h = 0; h < heads; h++)
+                {
+                    norm.Apply(allHeads.Slice((l * heads + h) * n, n), t);
+                    Levels(t, cells, levels);
+                    var (x, y) = layout.TileOrigin(l, h);
+                    FillTile(cells, gridSide, cellPixels, indices, layout.Width, x, y);
+                }
+            return IndexedPng.Encode(indices, layout.Width, layout.Height, palette);
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
     }
 
     /// <summary>A plain heatmap: <paramref name="side"/> × <paramref name="side"/> cells of <paramref name="scale"/> pixels.</summary>
-    public static byte[] HeatmapPng(float[] grid, int side, Colormap colormap, int scale = 8, Normalization? normalization = null)
+    public static byte[] HeatmapPng(ReadOnlySpan<float> grid, int side, Colormap colormap, int scale = 8, Normalization? normalization = null)
     {
         ArgumentNullException.ThrowIfNull(colormap);
         CheckGrid(grid, side);
         if (scale <= 0 || (long)side * scale > 8192) throw new ArgumentOutOfRangeException(nameof(scale), scale, "scale must be positive and the image at most 8192 pixels wide");
         var t = new float[grid.Length];
         (normalization ?? Normalization.MinMax).Apply(grid, t);
-        var colours = new uint[grid.Length];
-        for (int i = 0; i < grid.Length; i++) colours[i] = colormap.Rgba[Colormap.IndexOf(t[i])];
+        var cells = new byte[grid.Length];
+        Levels(t, cells, 256);
         int size = side * scale;
-        var pixels = new uint[size * size];
-        DrawCells(colours, side, scale, pixels, size, 0, 0);
-        return EncodePng(pixels, size, size, opaque: true);
+        var indices = new byte[size * size];
+        FillTile(cells, side, scale, indices, size, 0, 0);
+        return IndexedPng.Encode(indices, size, size, Palette(colormap, 256));
     }
 
     /// <summary>A horizontal colour bar, entry 0 on the left, for legends.</summary>
@@ -181,22 +169,85 @@ public static class HeatmapRenderer
     {
         ArgumentNullException.ThrowIfNull(colormap);
         if (width <= 0 || height <= 0 || width > 4096 || height > 4096) throw new ArgumentOutOfRangeException(nameof(width), "1 to 4096 pixels each way");
-        var pixels = new uint[width * height];
-        for (int x = 0; x < width; x++)
-            pixels[x] = colormap.Rgba[width == 1 ? 0 : (int)(x * 255L * 2 + width - 1) / (2 * (width - 1))];
-        for (int y = 1; y < height; y++) pixels.AsSpan(0, width).CopyTo(pixels.AsSpan(y * width, width));
-        return EncodePng(pixels, width, height, opaque: true);
+        var indices = new byte[width * height];
+        for (int x = 0; x < width; x++) indices[x] = (byte)(width == 1 ? 0 : (x * 255L * 2 + width - 1) / (2 * (width - 1)));
+        for (int y = 1; y < height; y++) indices.AsSpan(0, width).CopyTo(indices.AsSpan(y * width, width));
+        return IndexedPng.Encode(indices, width, height, Palette(colormap, 256));
+    }
+
+    /// <summary>The palette of <paramref name="levels"/> (255 or 256) colormap levels: level k is entry round(k × 255 / (levels − 1)).</summary>
+    private static uint[] Palette(Colormap colormap, int levels)
+    {
+        var palette = new uint[256];
+        for (int k = 0; k < levels; k++) palette[k] = colormap.Rgba[(k * 255 + (levels - 1) / 2) / (levels - 1)];
+        return palette;
+    }
+
+    /// <summary>Level of each t in [0, 1]: <see cref="Colormap.IndexOf"/> for 256 levels, round(t × 254) for 255.</summary>
+    private static void Levels(ReadOnlySpan<float> t, Span<byte> cells, int levels)
+    {
+        for (int i = 0; i < t.Length; i++)
+            cells[i] = (byte)(levels == 256 ? Colormap.IndexOf(t[i]) : (int)(t[i] * 254.0 + 0.5));
     }
 
     /// <summary>Fills a tile: each cell becomes a <paramref name="cell"/> × <paramref name="cell"/> block.</summary>
-    private static void DrawCells(uint[] colours, int side, int cell, uint[] pixels, int stride, int originX, int originY)
+    private static void FillTile(ReadOnlySpan<byte> cells, int side, int cell, Span<byte> target, int stride, int originX, int originY)
     {
         int tile = side * cell;
         for (int r = 0; r < side; r++)
         {
-            var first = pixels.AsSpan((originY + r * cell) * stride + originX, tile);
-            for (int c = 0; c < side; c++) first.Slice(c * cell, cell).Fill(colours[r * side + c]);
-            for (int k = 1; k < cell; k++) first.CopyTo(pixels.AsSpan((originY + r * cell + k) * stride + originX, tile));
+            var first = target.Slice((originY + r * cell) * stride + originX, tile);
+            for (int c = 0; c < side; c++) first.Slice(c * cell, cell).Fill(cells[r * side + c]);
+            for (int k = 1; k < cell; k++) first.CopyTo(target.Slice((originY + r * cell + k) * stride + originX, tile));
+        }
+    }
+
+    /// <summary>Crisp cells: one colour and weight per cell; each pixel finds its cell by its centre.</summary>
+    private static void DrawCells(Span<uint> pixels, int width, int x0, int x1, int y0, int y1, ImageRect frame, double cellW, double cellH,
+        int side, float[] t, ReadOnlySpan<uint> lut, int alpha, bool alphaFromValue)
+    {
+        var colour = new uint[t.Length];
+        var weight = new int[t.Length];
+        for (int i = 0; i < t.Length; i++)
+        {
+            colour[i] = lut[Colormap.IndexOf(t[i])];
+            weight[i] = alphaFromValue ? (int)MathF.Round(alpha * t[i]) : alpha;
+        }
+        var column = new int[x1 - x0];
+        for (int x = x0; x < x1; x++) column[x - x0] = Math.Clamp((int)Math.Floor((x + 0.5 - frame.X) / cellW), 0, side - 1);
+        for (int y = y0; y < y1; y++)
+        {
+            int rowBase = Math.Clamp((int)Math.Floor((y + 0.5 - frame.Y) / cellH), 0, side - 1) * side;
+            var line = pixels.Slice(y * width + x0, x1 - x0);
+            for (int i = 0; i < line.Length; i++)
+            {
+                int cell = rowBase + column[i];
+                line[i] = Blend(line[i], colour[cell], weight[cell]);
+            }
+        }
+    }
+
+    /// <summary>Bilinear in t between cell centres (clamped at the frame's border), then the colormap.</summary>
+    private static void DrawSmooth(Span<uint> pixels, int width, int x0, int x1, int y0, int y1, ImageRect frame, double cellW, double cellH,
+        int side, float[] t, ReadOnlySpan<uint> lut, int alpha, bool alphaFromValue)
+    {
+        var (cx0, cx1, cfx) = Taps(x0, x1, frame.X, cellW, side);
+        var (cy0, cy1, cfy) = Taps(y0, y1, frame.Y, cellH, side);
+        for (int y = y0; y < y1; y++)
+        {
+            int j = y - y0;
+            int r0 = cy0[j] * side, r1 = cy1[j] * side;
+            float fy = cfy[j];
+            var line = pixels.Slice(y * width + x0, x1 - x0);
+            for (int i = 0; i < line.Length; i++)
+            {
+                float fx = cfx[i];
+                float top = t[r0 + cx0[i]] + (t[r0 + cx1[i]] - t[r0 + cx0[i]]) * fx;
+                float bottom = t[r1 + cx0[i]] + (t[r1 + cx1[i]] - t[r1 + cx0[i]]) * fx;
+                float v = top + (bottom - top) * fy;
+                int a = alphaFromValue ? (int)(alpha * v + 0.5f) : alpha;
+                line[i] = Blend(line[i], lut[Colormap.IndexOf(v)], a);
+            }
         }
     }
 
@@ -224,42 +275,38 @@ public static class HeatmapRenderer
         uint ua = (uint)a, ub = 256u - ua;
         uint r = ((photo & 0xFF) * ub + (colour & 0xFF) * ua + 128) >> 8;
         uint g = (((photo >> 8) & 0xFF) * ub + ((colour >> 8) & 0xFF) * ua + 128) >> 8;
-        uint bl = (((photo >> 16) & 0xFF) * ub + ((colour >> 16) & 0xFF) * ua + 128) >> 8;
-        return r | g << 8 | bl << 16 | 0xFF000000u;
+        uint b = (((photo >> 16) & 0xFF) * ub + ((colour >> 16) & 0xFF) * ua + 128) >> 8;
+        return r | g << 8 | b << 16 | 0xFF000000u;
     }
 
-    private static void DimOutside(uint[] pixels, int width, int height, int x0, int x1, int y0, int y1, float dim)
+    private static void DimOutside(Span<uint> pixels, int width, int height, int x0, int x1, int y0, int y1, float dim)
     {
-        int keep = (int)MathF.Round((1 - dim) * 256);
+        int darken = 256 - (int)MathF.Round((1 - dim) * 256);
         for (int y = 0; y < height; y++)
         {
+            var line = pixels.Slice(y * width, width);
             bool rowInside = y >= y0 && y < y1 && x0 < x1;
             for (int x = 0; x < width; x++)
-            {
-                if (rowInside && x >= x0 && x < x1) continue;
-                ref uint p = ref pixels[y * width + x];
-                p = Blend(p, 0xFF000000u, 256 - keep);
-            }
+                if (!rowInside || x < x0 || x >= x1) line[x] = Blend(line[x], 0xFF000000u, darken);
         }
     }
 
-    private static void CheckGrid(float[] grid, int side)
+    private static void CheckGrid(ReadOnlySpan<float> grid, int side)
     {
-        ArgumentNullException.ThrowIfNull(grid);
         if (side <= 0) throw new ArgumentOutOfRangeException(nameof(side), side, "grid side must be positive");
-        if (grid.LongLength != (long)side * side)
+        if (grid.Length != (long)side * side)
             throw new ArgumentException($"{grid.Length} values do not form a {side}×{side} grid", nameof(grid));
     }
 
-    /// <summary>Encodes RGBA8888 words (R in the low byte) as PNG; RGB when <paramref name="opaque"/>.</summary>
-    internal static byte[] EncodePng(uint[] pixels, int width, int height, bool opaque)
+    /// <summary>Encodes opaque RGBA8888 words (R in the low byte) as an RGB PNG with Skia.</summary>
+    private static byte[] EncodeSkiaPng(uint[] pixels, int width, int height)
     {
-        var info = new SKImageInfo(width, height, SKColorType.Rgba8888, opaque ? SKAlphaType.Opaque : SKAlphaType.Unpremul);
+        var info = new SKImageInfo(width, height, SKColorType.Rgba8888, SKAlphaType.Opaque);
         var handle = GCHandle.Alloc(pixels, GCHandleType.Pinned);
         try
         {
             using var pixmap = new SKPixmap(info, handle.AddrOfPinnedObject(), info.RowBytes);
-            using var data = pixmap.Encode(new SKPngEncoderOptions(SKPngEncoderFilterFlags.AllFilters, PngZLibLevel))
+            using var data = pixmap.Encode(OverlayEncoding)
                 ?? throw new InvalidOperationException($"SkiaSharp could not encode a {width}×{height} PNG");
             return data.ToArray();
         }

@@ -68,11 +68,7 @@ public sealed class PngCache
             _size += file.Length;
         }
         if (_size > MaxBytes)
-        {
-            List<string> victims;
-            lock (_gate) victims = SelectVictims(keep: null);
-            foreach (var path in victims) TryDelete(path);
-        }
+            foreach (var path in SelectVictims(keep: null)) TryDelete(path);
     }
 
     /// <summary>The file a key is stored in (whether or not it exists).</summary>
@@ -101,7 +97,7 @@ public sealed class PngCache
         }
         catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
         {
-            lock (_gate) Forget(path, entry); // deleted behind our back (eviction racing a re-put, or by hand)
+            lock (_gate) Forget(path, entry); // evicted between the lookup and the read, or deleted by hand
             return false;
         }
         try { File.SetLastWriteTimeUtc(path, DateTime.UtcNow); }
@@ -120,26 +116,24 @@ public sealed class PngCache
         {
             Directory.CreateDirectory(Path.GetDirectoryName(path)!);
             File.WriteAllBytes(temp, png);
-            File.Move(temp, path, overwrite: true);
+            // Rename, index and evict under one lock, so the index always matches the files on disk.
+            lock (_gate)
+            {
+                File.Move(temp, path, overwrite: true);
+                if (_entries.Remove(path, out var old)) _size -= old.Size;
+                var entry = new Entry(png.LongLength, ++_clock);
+                _entries[path] = entry;
+                _size += entry.Size;
+                if (_size > MaxBytes)
+                    foreach (var victim in SelectVictims(keep: entry)) TryDelete(victim);
+            }
+            return true;
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             TryDelete(temp);
             return false;
         }
-
-        List<string>? victims = null;
-        lock (_gate)
-        {
-            if (_entries.Remove(path, out var old)) _size -= old.Size;
-            var entry = new Entry(png.LongLength, ++_clock);
-            _entries[path] = entry;
-            _size += entry.Size;
-            if (_size > MaxBytes) victims = SelectVictims(keep: entry);
-        }
-        if (victims is not null)
-            foreach (var victim in victims) TryDelete(victim);
-        return true;
     }
 
     /// <summary>
@@ -182,13 +176,13 @@ public sealed class PngCache
                 _entries.Remove(path);
                 removed++;
             }
+            try { if (Directory.Exists(folder)) Directory.Delete(folder, recursive: true); }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }
         }
-        try { if (Directory.Exists(folder)) Directory.Delete(folder, recursive: true); }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }
         return removed;
     }
 
-    /// <summary>Least recently used first, down to the low-water mark; removes them from the index (caller deletes the files).</summary>
+    /// <summary>Least recently used first, down to the low-water mark; removes them from the index (the caller, holding the lock, deletes the files).</summary>
     private List<string> SelectVictims(Entry? keep)
     {
         var victims = new List<string>();
