@@ -5,6 +5,9 @@ using AttnPortal.Web.Services;
 using Hangfire;
 using Hangfire.Dashboard;
 using Hangfire.InMemory;
+using Microsoft.AspNetCore.Authentication;
+using Microsoft.AspNetCore.Authentication.Cookies;
+using Microsoft.AspNetCore.Authorization;
 using Microsoft.AspNetCore.Identity;
 using Microsoft.EntityFrameworkCore;
 using MudBlazor.Services;
@@ -45,7 +48,7 @@ public static class PortalApp
             o.Events.OnRedirectToAccessDenied = ApiAware(o.Events.OnRedirectToAccessDenied, StatusCodes.Status403Forbidden);
         });
         builder.Services.AddAuthorizationBuilder()
-            .SetFallbackPolicy(new Microsoft.AspNetCore.Authorization.AuthorizationPolicyBuilder().RequireAuthenticatedUser().Build())
+            .SetFallbackPolicy(new AuthorizationPolicyBuilder().RequireAuthenticatedUser().Build())
             .AddPolicy(Policies.CanWrite, p => p.RequireRole(Roles.Admin, Roles.Researcher))
             .AddPolicy(Policies.Admin, p => p.RequireRole(Roles.Admin));
         builder.Services.AddCascadingAuthenticationState();
@@ -73,8 +76,7 @@ public static class PortalApp
     }
 
     /// <summary>API calls get a status code; pages get the redirect to the sign-in page.</summary>
-    private static Func<Microsoft.AspNetCore.Authentication.RedirectContext<Microsoft.AspNetCore.Authentication.Cookies.CookieAuthenticationOptions>, Task> ApiAware(
-        Func<Microsoft.AspNetCore.Authentication.RedirectContext<Microsoft.AspNetCore.Authentication.Cookies.CookieAuthenticationOptions>, Task> redirect, int status) =>
+    private static Func<RedirectContext<CookieAuthenticationOptions>, Task> ApiAware(Func<RedirectContext<CookieAuthenticationOptions>, Task> redirect, int status) =>
         context =>
         {
             if (!context.Request.Path.StartsWithSegments("/api")) return redirect(context);
