@@ -23,7 +23,7 @@ public static class RunEndpoints
                 await file.CopyToAsync(ms, cancel);
                 try
                 {
-                    var image = await store.SaveAsync(ms.ToArray(), file.FileName, UserId(user), cancel);
+                    var image = await store.SaveAsync(ms.ToArray(), file.FileName, user.UserId(), cancel);
                     saved.Add(new { image.Id, image.FileName, image.Width, image.Height, image.Sha256 });
                 }
                 catch (Exception e) when (InputErrors.IsInputError(e)) { return Results.BadRequest(new { error = InputErrors.Message(e) }); }
@@ -33,7 +33,7 @@ public static class RunEndpoints
 
         api.MapPost("/runs", async ([FromBody] QueueRequest request, RunQueue queue, ClaimsPrincipal user, CancellationToken cancel) =>
         {
-            try { return Results.Ok((await queue.QueueAsync(request, UserId(user)!, cancel)).Select(r => r.Id)); }
+            try { return Results.Ok((await queue.QueueAsync(request, user.UserId()!, cancel)).Select(r => r.Id)); }
             catch (ArgumentException e) { return Results.BadRequest(new { error = InputErrors.Message(e) }); }
         }).RequireAuthorization(Policies.CanWrite);
 
@@ -42,9 +42,14 @@ public static class RunEndpoints
                 .Select(r => new { r.Id, Status = r.Status.ToString(), r.StepsDone, r.MaxNewTokens, r.Error, r.GeneratedText, r.ModelName, r.Schedule })
                 .SingleOrDefaultAsync() is { } run ? Results.Ok(run) : Results.NotFound());
 
-        api.MapPost("/runs/{id:guid}/cancel", async (Guid id, RunQueue queue, RunCancellation running) =>
-            await queue.CancelAsync(id, running) ? Results.NoContent() : Results.Conflict(new { error = "the run has already finished" }))
-            .RequireAuthorization(Policies.CanWrite);
+        api.MapPost("/runs/{id:guid}/cancel", async (Guid id, RunQueue queue, RunCancellation running, ClaimsPrincipal user) =>
+            await queue.CancelAsync(id, user, running) switch
+            {
+                CancelOutcome.Canceled => Results.NoContent(),
+                CancelOutcome.NotFound => Results.NotFound(),
+                CancelOutcome.Forbidden => Results.StatusCode(StatusCodes.Status403Forbidden),
+                _ => Results.Conflict(new { error = "the run has already finished" }),
+            }).RequireAuthorization(Policies.CanWrite);
 
         api.MapGet("/runs/{id:guid}/artifact", async (Guid id, PortalDbContext db, PortalPaths paths) =>
             await db.Runs.AsNoTracking().SingleOrDefaultAsync(r => r.Id == id) is { ArtifactPath: { } path }
@@ -74,6 +79,4 @@ public static class RunEndpoints
         try { return Results.File(render(views, run, colormap), "image/png"); }
         catch (ArgumentOutOfRangeException e) { return Results.BadRequest(new { error = e.Message }); }
     }
-
-    public static string? UserId(ClaimsPrincipal user) => user.FindFirstValue(ClaimTypes.NameIdentifier);
 }

@@ -20,7 +20,7 @@ public sealed class ImageStore(PortalDbContext db, PortalPaths paths, PortalOpti
         fileName = Path.GetFileName(fileName);
         if (data.Length == 0) throw new InvalidDataException($"{fileName}: the file is empty");
         if (data.Length > options.Upload.MaxBytes)
-            throw new InvalidDataException($"{fileName}: {data.Length / 1e6:F1} MB is over the {options.Upload.MaxBytes / 1e6:F0} MB upload limit");
+            throw new InvalidDataException($"{fileName}: {data.Length / 1e6:0.0##} MB is over the {options.Upload.MaxBytes / 1e6:0.0##} MB upload limit");
         string contentType = SniffContentType(data)
             ?? throw new InvalidDataException($"{fileName}: not a PNG, JPEG or WebP image (judged by its content, not its name)");
         var image = RgbImage.Decode(data, fileName, maxPixels: options.Upload.MaxPixels);

@@ -42,18 +42,20 @@ public static class PortalStartup
         log.LogInformation("Created the first admin account {Email}", admin.Email);
     }
 
-    /// <summary>Runs still Queued or Running were interrupted (restart, crash): queue them again.</summary>
+    /// <summary>Runs still Queued or Running were interrupted (restart, crash): queue them again, or end them if a cancel was asked.</summary>
     private static async Task RecoverRunsAsync(PortalDbContext db, IBackgroundJobClient jobs, ILogger log)
     {
         var unfinished = await db.Runs.Where(r => r.Status == RunStatus.Queued || r.Status == RunStatus.Running).ToListAsync();
         foreach (var run in unfinished)
         {
-            run.Status = RunStatus.Queued;
-            run.StartedUtc = null;
-            run.StepsDone = 0;
+            run.Status = run.CancelRequested ? RunStatus.Canceled : RunStatus.Queued;
+            run.FinishedUtc = run.CancelRequested ? DateTime.UtcNow : null;
+            run.StartedUtc = run.CancelRequested ? run.StartedUtc : null;
+            run.StepsDone = run.CancelRequested ? run.StepsDone : 0;
         }
         await db.SaveChangesAsync();
-        foreach (var run in unfinished) RunQueue.Enqueue(jobs, run.Id);
-        if (unfinished.Count > 0) log.LogInformation("Re-queued {Count} unfinished run(s)", unfinished.Count);
+        var requeued = unfinished.Where(r => r.Status == RunStatus.Queued).ToList();
+        foreach (var run in requeued) RunQueue.Enqueue(jobs, run.Id);
+        if (requeued.Count > 0) log.LogInformation("Re-queued {Count} unfinished run(s)", requeued.Count);
     }
 }

@@ -22,12 +22,12 @@ public sealed class RunJob(PortalDbContext db, PortalOptions options, PortalPath
     {
         var run = await db.Runs.Include(r => r.Image).SingleOrDefaultAsync(r => r.Id == runId, shutdown);
         if (run is null || run.IsFinished) return;
-        if (run.CancelRequested) { await FinishAsync(run, RunStatus.Canceled, null); return; }
-
-        run.Status = RunStatus.Running;
-        run.StartedUtc = DateTime.UtcNow;
-        run.StepsDone = 0;
-        await db.SaveChangesAsync(shutdown);
+        // Claim the run with a conditional update: a cancel that got in first, or another job, wins.
+        var started = DateTime.UtcNow;
+        int claimed = await db.Runs.Where(r => r.Id == runId && r.Status == RunStatus.Queued && !r.CancelRequested)
+            .ExecuteUpdateAsync(s => s.SetProperty(r => r.Status, RunStatus.Running).SetProperty(r => r.StartedUtc, started).SetProperty(r => r.StepsDone, 0), shutdown);
+        if (claimed == 0) return;
+        await db.Entry(run).ReloadAsync(shutdown);
         Publish(run, null);
 
         using var cts = cancellations.Register(run.Id, shutdown);

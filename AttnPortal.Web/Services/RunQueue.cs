@@ -1,9 +1,12 @@
 using AttnPortal.Data;
 using Hangfire;
 using Hangfire.States;
+using System.Security.Claims;
 using Microsoft.EntityFrameworkCore;
 
 namespace AttnPortal.Web.Services;
+
+public enum CancelOutcome { Canceled, NotFound, Forbidden, AlreadyFinished }
 
 public sealed record QueueRequest(IReadOnlyList<Guid> ImageIds, string Question, IReadOnlyList<string> Models, IReadOnlyList<string> Schedules, string Aspect = "pad");
 
@@ -60,20 +63,23 @@ public sealed class RunQueue(PortalDbContext db, PortalOptions options, IBackgro
     public static void Enqueue(IBackgroundJobClient jobs, Guid runId) =>
         jobs.Create<RunJob>(j => j.ExecuteAsync(runId, CancellationToken.None), new EnqueuedState(GpuQueue));
 
-    /// <summary>Asks a run to stop: a queued run is canceled at once, a running one between two tokens.</summary>
-    public async Task<bool> CancelAsync(Guid runId, RunCancellation running, CancellationToken cancel = default)
+    /// <summary>
+    /// Asks a run to stop: a queued run is canceled at once, a running one between two tokens. Both are conditional
+    /// updates, so a job claiming the run at the same moment (<see cref="RunJob"/>) and this cancel cannot both win.
+    /// </summary>
+    public async Task<CancelOutcome> CancelAsync(Guid runId, ClaimsPrincipal user, RunCancellation running, CancellationToken cancel = default)
     {
-        var run = await db.Runs.FindAsync([runId], cancel);
-        if (run is null || run.IsFinished) return false;
-        run.CancelRequested = true;
-        if (run.Status == RunStatus.Queued)
-        {
-            run.Status = RunStatus.Canceled;
-            run.FinishedUtc = DateTime.UtcNow;
-        }
-        await db.SaveChangesAsync(cancel);
+        var run = await db.Runs.AsNoTracking().SingleOrDefaultAsync(r => r.Id == runId, cancel);
+        if (run is null) return CancelOutcome.NotFound;
+        if (!user.MayCancel(run)) return CancelOutcome.Forbidden;
+        var now = DateTime.UtcNow;
+        bool canceledQueued = await db.Runs.Where(r => r.Id == runId && r.Status == RunStatus.Queued)
+            .ExecuteUpdateAsync(s => s.SetProperty(r => r.Status, RunStatus.Canceled).SetProperty(r => r.CancelRequested, true).SetProperty(r => r.FinishedUtc, now), cancel) > 0;
+        bool flaggedRunning = !canceledQueued && await db.Runs.Where(r => r.Id == runId && r.Status == RunStatus.Running)
+            .ExecuteUpdateAsync(s => s.SetProperty(r => r.CancelRequested, true), cancel) > 0;
+        if (!canceledQueued && !flaggedRunning) return CancelOutcome.AlreadyFinished;
         running.Cancel(runId);
-        events.Publish(new RunUpdate(run.Id, run.Status, run.StepsDone, run.MaxNewTokens, null, null));
-        return true;
+        events.Publish(new RunUpdate(run.Id, canceledQueued ? RunStatus.Canceled : RunStatus.Running, run.StepsDone, run.MaxNewTokens, null, null));
+        return CancelOutcome.Canceled;
     }
 }

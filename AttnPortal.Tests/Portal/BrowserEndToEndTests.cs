@@ -1,0 +1,170 @@
+using System.Diagnostics;
+using System.Net;
+using System.Text.RegularExpressions;
+using AttnPortal.Data;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Playwright;
+using Xunit.Abstractions;
+
+namespace AttnPortal.Tests.Portal;
+
+/// <summary>
+/// The portal on real Kestrel (127.0.0.1, a free port) driven by headless Chromium: sign in, upload, queue, watch the
+/// run succeed, open the run view and see the photo, the heatmap and the head grid. Uses Debian's chromium package
+/// (no Playwright browser download): <c>apt-get install -y chromium</c>; ATTNPORTAL_CHROMIUM overrides the path.
+/// </summary>
+public sealed class BrowserEndToEndTests(ITestOutputHelper output) : IAsyncLifetime
+{
+    private static readonly TimeSpan RunTimeout = TimeSpan.FromSeconds(60);
+    private readonly Fixture.TempDir _dir = new();
+    private PortalFactory _factory = default!;
+    private IPlaywright _playwright = default!;
+    private IBrowser _browser = default!;
+    private string _baseUrl = "";
+    private readonly List<string> _browserErrors = [];
+
+    public static string ChromiumPath => Environment.GetEnvironmentVariable("ATTNPORTAL_CHROMIUM") is { Length: > 0 } p ? p : "/usr/bin/chromium";
+
+    public async Task InitializeAsync()
+    {
+        if (!File.Exists(ChromiumPath))
+            throw new InvalidOperationException($"The browser test needs Chromium at {ChromiumPath}. On Debian/Ubuntu: apt-get install -y chromium " +
+                "(or set ATTNPORTAL_CHROMIUM to a Chromium executable). .ci/run installs it.");
+
+        _factory = new PortalFactory(_dir.Path);
+        _factory.UseKestrel(k => k.Listen(IPAddress.Loopback, 0));
+        await _factory.StartAsync();
+        _baseUrl = _factory.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.Single();
+        Assert.Matches(@"^http://127\.0\.0\.1:\d+$", _baseUrl);
+
+        _playwright = await Playwright.CreateAsync();
+        _browser = await _playwright.Chromium.LaunchAsync(new()
+        {
+            ExecutablePath = ChromiumPath,
+            Headless = true,
+            Args = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"],
+        });
+    }
+
+    public async Task DisposeAsync()
+    {
+        if (_browser is not null) await _browser.DisposeAsync();
+        _playwright?.Dispose();
+        if (_factory is not null) await _factory.DisposeAsync();
+        Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
+        _dir.Dispose();
+    }
+
+    private async Task<IPage> NewPageAsync()
+    {
+        var context = await _browser.NewContextAsync(new() { BaseURL = _baseUrl, ViewportSize = new() { Width = 1400, Height = 1000 } });
+        context.SetDefaultTimeout(15_000);
+        var page = await context.NewPageAsync();
+        // The portal has no favicon; Chromium's automatic request for it is the one 404 allowed.
+        page.Console += (_, m) => { if (m.Type == "error" && !m.Location.Contains("/favicon.ico")) lock (_browserErrors) _browserErrors.Add($"console: {m.Text} ({m.Location})"); };
+        page.PageError += (_, e) => { lock (_browserErrors) _browserErrors.Add($"page error: {e}"); };
+        page.Response += (_, r) => { if (r.Status >= 400) lock (_browserErrors) _browserErrors.Add($"HTTP {r.Status}: {r.Request.Method} {r.Url}"); };
+        return page;
+    }
+
+    /// <summary>Blazor's interactive circuit is up once its JS has initialised the file input (prerendered HTML does not react).</summary>
+    private static Task WaitInteractiveAsync(IPage page) =>
+        page.WaitForFunctionAsync("() => { const i = document.querySelector('[data-testid=dropzone] input[type=file]'); return i && i._blazorInputFileNextFileId !== undefined; }");
+
+    private static Task<int> NaturalWidthAsync(ILocator image) => image.EvaluateAsync<int>("img => img.complete ? img.naturalWidth : 0");
+
+    private async Task AssertLoadedAsync(ILocator image, string what)
+    {
+        await Assertions.Expect(image).ToBeVisibleAsync();
+        var deadline = Stopwatch.StartNew();
+        while (await NaturalWidthAsync(image) == 0)
+        {
+            Assert.True(deadline.Elapsed < TimeSpan.FromSeconds(15), $"{what} ({await image.GetAttributeAsync("src")}) did not load");
+            await Task.Delay(50);
+        }
+    }
+
+    [Fact]
+    public async Task ResearcherQueuesARunAndSeesTheHeatmapAndTheHeadGrid()
+    {
+        var page = await NewPageAsync();
+
+        // A signed-out visit to /queue goes to the sign-in form, which brings the researcher back to /queue.
+        await page.GotoAsync("/queue");
+        Assert.EndsWith("/login?ReturnUrl=%2Fqueue", page.Url);
+        await page.FillAsync("input[name=email]", PortalFactory.ResearcherEmail);
+        await page.FillAsync("input[name=password]", PortalFactory.Password);
+        await page.ClickAsync("button[type=submit]");
+        await page.WaitForURLAsync(new Regex("/queue$"));
+
+        // New run: the image into the dropzone's file input, a question, the demo model (ticked: the only model).
+        await WaitInteractiveAsync(page);
+        await page.Locator("[data-testid=dropzone] input[type=file]").SetInputFilesAsync(Fixture.Image("wide.png"));
+        await Assertions.Expect(page.Locator("[data-testid=uploaded-image]")).ToHaveCountAsync(1);
+        await AssertLoadedAsync(page.Locator("[data-testid=uploaded-image] img"), "uploaded thumbnail");
+        var question = page.Locator("[data-testid=question]");
+        if (!await question.EvaluateAsync<bool>("e => e.matches('input, textarea')")) question = question.Locator("textarea, input").First;
+        await question.FillAsync("Where is the red square?");
+        await question.PressAsync("Tab"); // MudTextField commits its value on change
+        var queue = page.Locator("[data-testid=queue]");
+        await Assertions.Expect(queue).ToContainTextAsync("Queue 1 run(s)");
+
+        var clock = Stopwatch.StartNew();
+        await queue.ClickAsync();
+        await page.WaitForURLAsync(new Regex("/runs$"));
+        Assert.Equal(0, await page.Locator("[data-testid=queue-error]").CountAsync());
+
+        // The live table: the one run goes to Succeeded; sample its progress bar on the way.
+        var status = page.Locator("[data-testid=run-status]");
+        await Assertions.Expect(status).ToHaveCountAsync(1);
+        var progress = page.Locator("[data-testid=progress] [role=progressbar], [data-testid=progress][role=progressbar]").First;
+        var seen = new List<string>();
+        while (!(await status.InnerTextAsync()).Contains("Succeeded"))
+        {
+            string text = await status.InnerTextAsync();
+            Assert.True(clock.Elapsed < RunTimeout, $"run still '{text}' after {RunTimeout}");
+            Assert.DoesNotContain("Failed", text);
+            string? value = await progress.GetAttributeAsync("aria-valuenow");
+            if (value is not null && (seen.Count == 0 || seen[^1] != value)) seen.Add(value);
+            await Task.Delay(25);
+        }
+        string finalValue = (await progress.GetAttributeAsync("aria-valuenow"))!;
+        seen.Add(finalValue);
+        Assert.Equal(100, double.Parse(finalValue, System.Globalization.CultureInfo.InvariantCulture));
+        Guid runId = Guid.Parse((await status.GetAttributeAsync("data-run"))!);
+        var run = _factory.WithDb(db => db.Runs.AsNoTracking().Single(r => r.Id == runId));
+        Assert.Equal(RunStatus.Succeeded, run.Status);
+        Assert.Equal("Where is the red square?", run.Question);
+
+        // The run view.
+        await page.Locator($"a[href='/runs/{runId}']").Last.ClickAsync();
+        await page.WaitForURLAsync($"**/runs/{runId}");
+        await AssertLoadedAsync(page.Locator("[data-testid=photo]"), "photo");
+        await AssertLoadedAsync(page.Locator("[data-testid=heatmap]"), "heatmap");
+        var queueToHeatmap = clock.Elapsed;
+        await AssertLoadedAsync(page.Locator("[data-testid=head-grid]"), "head grid");
+        await Assertions.Expect(page.Locator("[data-testid=token]")).ToHaveCountAsync(run.StepsDone);
+        Assert.Equal(24, await NaturalWidthAsync(page.Locator("[data-testid=heatmap]"))); // one pixel per image patch
+        // The heatmap lies over the photo: its box is inside the stage that holds the photo.
+        var photoBox = (await page.Locator("[data-testid=photo]").BoundingBoxAsync())!;
+        var heatBox = (await page.Locator("[data-testid=heatmap]").BoundingBoxAsync())!;
+        Assert.True(heatBox.Width > 0 && heatBox.Height > 0);
+        Assert.InRange(heatBox.X + heatBox.Width / 2, photoBox.X, photoBox.X + photoBox.Width);
+        Assert.InRange(heatBox.Y + heatBox.Height / 2, photoBox.Y, photoBox.Y + photoBox.Height);
+
+        // Opening a run view from scratch (a fresh page load).
+        var open = Stopwatch.StartNew();
+        await page.GotoAsync($"/runs/{runId}");
+        await AssertLoadedAsync(page.Locator("[data-testid=heatmap]"), "heatmap");
+        await AssertLoadedAsync(page.Locator("[data-testid=head-grid]"), "head grid");
+        var openRunView = open.Elapsed;
+
+        lock (_browserErrors) Assert.True(_browserErrors.Count == 0, "browser errors:\n" + string.Join("\n", _browserErrors));
+        output.WriteLine($"browser timings: click Queue -> heatmap visible {queueToHeatmap.TotalMilliseconds:F0} ms; " +
+            $"open a run view (page load -> heatmap and head grid loaded) {openRunView.TotalMilliseconds:F0} ms; progress values seen: {string.Join(", ", seen)}");
+    }
+}
