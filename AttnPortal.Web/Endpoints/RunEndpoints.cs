@@ -14,11 +14,13 @@ public static class RunEndpoints
     {
         var api = app.MapGroup("/api");
 
-        api.MapPost("/images", async (IFormFileCollection files, ImageStore store, ClaimsPrincipal user, CancellationToken cancel) =>
+        api.MapPost("/images", async (IFormFileCollection files, ImageStore store, PortalOptions options, ClaimsPrincipal user, CancellationToken cancel) =>
         {
             var saved = new List<object>();
             foreach (var file in files)
             {
+                if (file.Length > options.Upload.MaxBytes) // refuse before buffering it
+                    return Results.BadRequest(new { error = $"{Path.GetFileName(file.FileName)}: {file.Length / 1e6:0.0##} MB is over the {options.Upload.MaxBytes / 1e6:0.0##} MB upload limit" });
                 using var ms = new MemoryStream();
                 await file.CopyToAsync(ms, cancel);
                 try
@@ -52,7 +54,7 @@ public static class RunEndpoints
             }).RequireAuthorization(Policies.CanWrite);
 
         api.MapGet("/runs/{id:guid}/artifact", async (Guid id, PortalDbContext db, PortalPaths paths) =>
-            await db.Runs.AsNoTracking().SingleOrDefaultAsync(r => r.Id == id) is { ArtifactPath: { } path }
+            await db.Runs.AsNoTracking().SingleOrDefaultAsync(r => r.Id == id) is { ArtifactPath: { } path } && File.Exists(paths.Resolve(path))
                 ? Results.File(paths.Resolve(path), "application/octet-stream", $"attnportal-{id}.safetensors")
                 : Results.NotFound());
 
