@@ -161,7 +161,7 @@ public sealed class ComponentTests : BunitContext, IAsyncLifetime
         // 3 layers × 4 heads of 24×24 cells at 2 px with 2 px gaps: a 198×148 sprite, shown at zoom 2 (396×296 CSS px).
         var layout = new HeadGridLayout(3, 4, 24, 2, 2);
         (int Layer, int Head)? picked = null;
-        var grid = Render<HeadGrid>(p => p.Add(c => c.Url, "/api/runs/y/heads.png?step=0").Add(c => c.Layout, layout)
+        var grid = Render<HeadGrid>(p => p.Add(c => c.Url, "/api/runs/y/heads.png?step=0").Add(c => c.Layout, layout).Add(c => c.Zoom, 2)
             .Add(c => c.Picked, ((int Layer, int Head) h) => picked = h));
         var img = grid.Find("img[data-testid=head-grid]");
         Assert.Equal("/api/runs/y/heads.png?step=0", img.GetAttribute("src"));

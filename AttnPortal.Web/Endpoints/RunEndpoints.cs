@@ -59,12 +59,12 @@ public static class RunEndpoints
                 : Results.NotFound());
 
         // Rendered views of a finished run: ?step=&layer=&head= (absent = mean over that axis), &cmap=, &opacity=.
-        api.MapGet("/runs/{id:guid}/heatmap.png", async (Guid id, int? step, int? layer, int? head, string? cmap, ArtifactViews views) =>
-            await Render(id, views, cmap, (v, run, c) => views.Heatmap(id, run.Attention, new(step, layer, head), c)));
-        api.MapGet("/runs/{id:guid}/heads.png", async (Guid id, int? step, string? cmap, ArtifactViews views) =>
-            await Render(id, views, cmap, (v, run, c) => views.HeadGrid(id, run.Attention, step, c)));
-        api.MapGet("/runs/{id:guid}/overlay.png", async (Guid id, int? step, int? layer, int? head, string? cmap, float? opacity, ArtifactViews views) =>
-            await Render(id, views, cmap, (v, run, c) => views.Overlay(id, run.Run, run.Attention, new(step, layer, head), c, Math.Clamp(opacity ?? 0.6f, 0, 1))));
+        api.MapGet("/runs/{id:guid}/heatmap.png", async (HttpContext http, Guid id, int? step, int? layer, int? head, string? cmap, ArtifactViews views) =>
+            await Render(http, id, views, cmap, (v, run, c) => views.Heatmap(id, run.Attention, new(step, layer, head), c)));
+        api.MapGet("/runs/{id:guid}/heads.png", async (HttpContext http, Guid id, int? step, string? cmap, ArtifactViews views) =>
+            await Render(http, id, views, cmap, (v, run, c) => views.HeadGrid(id, run.Attention, step, c)));
+        api.MapGet("/runs/{id:guid}/overlay.png", async (HttpContext http, Guid id, int? step, int? layer, int? head, string? cmap, float? opacity, ArtifactViews views) =>
+            await Render(http, id, views, cmap, (v, run, c) => views.Overlay(id, run.Run, run.Attention, new(step, layer, head), c, Math.Clamp(opacity ?? 0.6f, 0, 1))));
 
         api.MapGet("/images/{id:guid}", async (Guid id, PortalDbContext db, PortalPaths paths) =>
             await db.Images.AsNoTracking().SingleOrDefaultAsync(i => i.Id == id) is { } image
@@ -72,13 +72,20 @@ public static class RunEndpoints
                 : Results.NotFound());
     }
 
-    private static async Task<IResult> Render(Guid id, ArtifactViews views, string? cmap,
+    private static async Task<IResult> Render(HttpContext http, Guid id, ArtifactViews views, string? cmap,
         Func<ArtifactViews, (Run Run, Rendering.AttentionRun Attention), Rendering.Colormap, byte[]> render)
     {
         if (!Rendering.Colormap.TryParse(cmap ?? "viridis", out var colormap))
             return Results.BadRequest(new { error = $"unknown colormap '{cmap}' (use {string.Join(", ", Rendering.Colormap.Names)})" });
         if (await views.OpenAsync(id) is not { } run) return Results.NotFound();
-        try { return Results.File(render(views, run, colormap), "image/png"); }
+        // A finished run never changes, so its views can be cached: the run view preloads neighbouring tokens.
+        try
+        {
+            var png = render(views, run, colormap);
+            // A finished run never changes: let the browser keep its views (the run view preloads neighbouring tokens).
+            http.Response.Headers.CacheControl = "private, max-age=86400, immutable";
+            return Results.File(png, "image/png");
+        }
         catch (ArgumentOutOfRangeException e) { return Results.BadRequest(new { error = e.Message }); }
     }
 }

@@ -53,5 +53,6 @@ public sealed class ArtifactViews(IServiceScopeFactory scopes, PortalPaths paths
             return backdrop;
         })!;
 
-    public const int HeadGridCellPixels = 2, HeadGridGap = 2;
+    // One pixel per cell keeps a 32 x 32 x 24 x 24 grid at ~0.6 MB; the page scales it up with crisp (pixelated) edges.
+    public const int HeadGridCellPixels = 1, HeadGridGap = 1;
 }
