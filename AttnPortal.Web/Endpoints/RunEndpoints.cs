@@ -14,17 +14,16 @@ public static class RunEndpoints
     {
         var api = app.MapGroup("/api");
 
-        api.MapPost("/images", async (IFormFileCollection files, ImageStore store, PortalOptions options, ClaimsPrincipal user, CancellationToken cancel) =>
+        api.MapPost("/images", async (IFormFileCollection files, ImageStore store, ClaimsPrincipal user, CancellationToken cancel) =>
         {
             var saved = new List<object>();
             foreach (var file in files)
             {
-                if (file.Length > options.Upload.MaxBytes) // refuse before buffering it
-                    return Results.BadRequest(new { error = $"{Path.GetFileName(file.FileName)}: {file.Length / 1e6:0.0##} MB is over the {options.Upload.MaxBytes / 1e6:0.0##} MB upload limit" });
-                using var ms = new MemoryStream();
-                await file.CopyToAsync(ms, cancel);
                 try
                 {
+                    store.EnsureWithinSizeLimit(file.FileName, file.Length); // before buffering it
+                    using var ms = new MemoryStream();
+                    await file.CopyToAsync(ms, cancel);
                     var image = await store.SaveAsync(ms.ToArray(), file.FileName, user.UserId(), cancel);
                     saved.Add(new { image.Id, image.FileName, image.Width, image.Height, image.Sha256 });
                 }
@@ -77,7 +76,8 @@ public static class RunEndpoints
     {
         if (!Rendering.Colormap.TryParse(cmap ?? "viridis", out var colormap))
             return Results.BadRequest(new { error = $"unknown colormap '{cmap}' (use {string.Join(", ", Rendering.Colormap.Names)})" });
-        if (await views.OpenAsync(id) is not { } run) return Results.NotFound();
+        if (await views.OpenAsync(id) is not ({ } record, { } attention)) return Results.NotFound();
+        var run = (Run: record, Attention: attention);
         // A finished run never changes, so its views can be cached: the run view preloads neighbouring tokens.
         try
         {

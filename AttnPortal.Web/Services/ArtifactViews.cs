@@ -14,13 +14,13 @@ public sealed class ArtifactViews(IServiceScopeFactory scopes, PortalPaths paths
     private readonly MemoryCache _runs = new(new MemoryCacheOptions { SizeLimit = 2L << 30 });
     private readonly PngCache _pngs = new(paths.Cache);
 
-    /// <summary>The run's attention, or null while the run has no artifact.</summary>
-    public async Task<(Run Run, AttentionRun Attention)?> OpenAsync(Guid runId)
+    /// <summary>The run (null if there is none) and its attention (null while the run has no artifact).</summary>
+    public async Task<(Run? Run, AttentionRun? Attention)> OpenAsync(Guid runId)
     {
         using var scope = scopes.CreateScope();
         var db = scope.ServiceProvider.GetRequiredService<PortalDbContext>();
         var run = await db.Runs.AsNoTracking().Include(r => r.Image).Include(r => r.Owner).SingleOrDefaultAsync(r => r.Id == runId);
-        if (run?.ArtifactPath is null) return null;
+        if (run?.ArtifactPath is null) return (run, null);
         var attention = await _runs.GetOrCreateAsync(runId, entry =>
         {
             var loaded = AttentionRun.Open(paths.Resolve(run.ArtifactPath));
@@ -28,7 +28,7 @@ public sealed class ArtifactViews(IServiceScopeFactory scopes, PortalPaths paths
             entry.SlidingExpiration = TimeSpan.FromMinutes(30);
             return Task.FromResult(loaded);
         });
-        return (run, attention!);
+        return (run, attention);
     }
 
     public byte[] Heatmap(Guid runId, AttentionRun run, AttentionSelection selection, Colormap colormap) =>

@@ -19,8 +19,7 @@ public sealed class ImageStore(PortalDbContext db, PortalPaths paths, PortalOpti
     {
         fileName = Path.GetFileName(fileName);
         if (data.Length == 0) throw new InvalidDataException($"{fileName}: the file is empty");
-        if (data.Length > options.Upload.MaxBytes)
-            throw new InvalidDataException($"{fileName}: {data.Length / 1e6:0.0##} MB is over the {options.Upload.MaxBytes / 1e6:0.0##} MB upload limit");
+        EnsureWithinSizeLimit(fileName, data.Length);
         string contentType = SniffContentType(data)
             ?? throw new InvalidDataException($"{fileName}: not a PNG, JPEG or WebP image (judged by its content, not its name)");
         var image = RgbImage.Decode(data, fileName, maxPixels: options.Upload.MaxPixels);
@@ -51,6 +50,13 @@ public sealed class ImageStore(PortalDbContext db, PortalPaths paths, PortalOpti
             return await db.Images.SingleAsync(i => i.Sha256 == sha, cancel);
         }
         return asset;
+    }
+
+    /// <summary>The upload size limit, checkable before a file is read into memory.</summary>
+    public void EnsureWithinSizeLimit(string fileName, long length)
+    {
+        if (length > options.Upload.MaxBytes)
+            throw new InvalidDataException($"{Path.GetFileName(fileName)}: {length / 1e6:0.0##} MB is over the {options.Upload.MaxBytes / 1e6:0.0##} MB upload limit");
     }
 
     private static string Extension(string contentType) => contentType switch

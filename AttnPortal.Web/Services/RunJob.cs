@@ -28,7 +28,7 @@ public sealed class RunJob(PortalDbContext db, PortalOptions options, PortalPath
             .ExecuteUpdateAsync(s => s.SetProperty(r => r.Status, RunStatus.Running).SetProperty(r => r.StartedUtc, started).SetProperty(r => r.StepsDone, 0), shutdown);
         if (claimed == 0) return;
         await db.Entry(run).ReloadAsync(shutdown);
-        Publish(run, null);
+        Publish(run);
 
         using var cts = cancellations.Register(run.Id, shutdown);
         try
@@ -61,7 +61,7 @@ public sealed class RunJob(PortalDbContext db, PortalOptions options, PortalPath
             run.Status = RunStatus.Queued;
             run.StartedUtc = null;
             await db.SaveChangesAsync(CancellationToken.None);
-            Publish(run, null);
+            Publish(run);
         }
         catch (OperationCanceledException)
         {
@@ -85,9 +85,9 @@ public sealed class RunJob(PortalDbContext db, PortalOptions options, PortalPath
         run.Error = error;
         run.FinishedUtc = DateTime.UtcNow;
         await db.SaveChangesAsync(CancellationToken.None);
-        Publish(run, null);
+        Publish(run);
     }
 
-    private void Publish(Run run, string? token) =>
-        events.Publish(new RunUpdate(run.Id, run.Status, run.StepsDone, run.MaxNewTokens, run.Error, token));
+    private void Publish(Run run) =>
+        events.Publish(new RunUpdate(run.Id, run.Status, run.StepsDone, run.MaxNewTokens, run.Error, null));
 }
