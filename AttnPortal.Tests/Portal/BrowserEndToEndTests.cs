@@ -17,6 +17,11 @@ namespace AttnPortal.Tests.Portal;
 /// run succeed, open the run view and see the photo, the heatmap and the head grid. Uses Debian's chromium package
 /// (no Playwright browser download): <c>apt-get install -y chromium</c>; ATTNPORTAL_CHROMIUM overrides the path.
 /// </summary>
+[CollectionDefinition(nameof(BrowserEndToEnd), DisableParallelization = true)]
+public sealed class BrowserEndToEnd;
+
+// Alone, not beside the CPU-heavy engine tests: on CI's 2 cores the first (cold) Blazor render otherwise took over 15 s.
+[Collection(nameof(BrowserEndToEnd))]
 public sealed class BrowserEndToEndTests(ITestOutputHelper output) : IAsyncLifetime
 {
     private static readonly TimeSpan RunTimeout = TimeSpan.FromSeconds(60);
@@ -63,6 +68,7 @@ public sealed class BrowserEndToEndTests(ITestOutputHelper output) : IAsyncLifet
     {
         var context = await _browser.NewContextAsync(new() { BaseURL = _baseUrl, ViewportSize = new() { Width = 1400, Height = 1000 } });
         context.SetDefaultTimeout(15_000);
+        context.SetDefaultNavigationTimeout(60_000); // the first page of a fresh build renders cold
         var page = await context.NewPageAsync();
         // The portal has no favicon; Chromium's automatic request for it is the one 404 allowed.
         page.Console += (_, m) => { if (m.Type == "error" && !m.Location.Contains("/favicon.ico")) lock (_browserErrors) _browserErrors.Add($"console: {m.Text} ({m.Location})"); };
