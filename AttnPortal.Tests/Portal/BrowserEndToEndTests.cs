@@ -121,8 +121,11 @@ public sealed class BrowserEndToEndTests(ITestOutputHelper output) : IAsyncLifet
 
         var clock = Stopwatch.StartNew();
         await queue.ClickAsync();
+        // Either the portal moves on to /runs or it says why not: wait for both, and fail with its message.
+        var queueError = page.Locator("[data-testid=queue-error]");
+        await page.WaitForFunctionAsync("() => location.pathname === '/runs' || document.querySelector('[data-testid=queue-error]') !== null");
+        Assert.True(await queueError.CountAsync() == 0, $"queueing failed: {(await queueError.CountAsync() > 0 ? await queueError.InnerTextAsync() : "")}");
         await page.WaitForURLAsync(new Regex("/runs$"));
-        Assert.Equal(0, await page.Locator("[data-testid=queue-error]").CountAsync());
 
         // The live table: the one run goes to Succeeded; sample its progress bar on the way.
         var status = page.Locator("[data-testid=run-status]");
