@@ -21,7 +21,7 @@ namespace AttnPortal.Inference.Text;
 /// Not supported: added tokens with single_word or normalized matching, SentencePiece user-defined or unused pieces,
 /// non-identity SentencePiece normalisation (LLaVA/Llama have none of these).
 /// </remarks>
-public sealed class LlavaTokenizer
+public sealed class LlavaTokenizer : ITokenizer
 {
     private const char Marker = '\u2581'; // "▁", SentencePiece's visible space
 
