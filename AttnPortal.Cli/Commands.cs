@@ -2,6 +2,7 @@ using System.Diagnostics;
 using AttnPortal.Inference;
 using AttnPortal.Inference.Artifacts;
 using AttnPortal.Inference.Checkpoints;
+using AttnPortal.Inference.Generation;
 using AttnPortal.Inference.Images;
 
 namespace AttnPortal.Cli;
@@ -15,7 +16,13 @@ public static class Commands
 
           infer   --model DIR --image FILE (--prompt QUESTION | --raw-prompt TEXT) --out RUN.safetensors
                   [--image-aspect pad|crop] [--max-new-tokens N] [--device cpu|cuda] [--dtype float32|bfloat16|float16]
-                  [--image-alpha drop|white] [--save-logits]
+                  [--image-alpha drop|white] [--save-logits] [--adapter LORA_DIR]
+                  [--schedule standard|alternating|alternating-cross] [--seed-decoding]
+                  --model: a LLaVA-1.5, LLaVA-NeXT or LLaVA-OneVision checkpoint (HF or original layout), or a PEFT
+                  LoRA adapter directory whose base_model_name_or_path is a local checkpoint
+                  --schedule: default is the checkpoint's own (alternating for the seed's alternating model types)
+                  --seed-decoding: odd-layer rows of generated tokens from row 0 of the modality mask, as the
+                  LLaVA-Alternating-Attn code computes them (changes alternating-cross only)
                   --image-alpha: drop (default) discards transparency like transformers and LLaVA (Image.convert("RGB"));
                   white composites transparent pixels over white
           bench   --model DIR --image FILE [--prompt QUESTION] [--runs N] [--max-new-tokens N] [--device ...] [--dtype ...]
@@ -34,7 +41,7 @@ public static class Commands
             var rest = args.Skip(1);
             return args[0] switch
             {
-                "infer" => Infer(new CliArgs(rest, new HashSet<string> { "--save-logits" }), cancel.Token),
+                "infer" => Infer(new CliArgs(rest, new HashSet<string> { "--save-logits", "--seed-decoding" }), cancel.Token),
                 "bench" => Bench.Run(new CliArgs(rest, new HashSet<string>())),
                 "compare" => Compare.Run(args.Skip(1).ToArray()),
                 _ => throw new UsageException($"unknown command '{args[0]}'"),
@@ -53,7 +60,13 @@ public static class Commands
         return code;
     }
 
-    public static EngineOptions EngineOptionsFrom(CliArgs a) => new(a.Get("--device") ?? "cpu", a.Get("--dtype") ?? "float32");
+    public static EngineOptions EngineOptionsFrom(CliArgs a) => new(a.Get("--device") ?? "cpu", a.Get("--dtype") ?? "float32", a.Get("--adapter"));
+
+    public static AttentionSchedule? Schedule(string? value)
+    {
+        try { return value is null ? null : AttentionSchedules.Parse(value); }
+        catch (ArgumentException e) { throw new UsageException("--schedule: " + e.Message); }
+    }
 
     public static AspectMode Aspect(string? value) => value switch
     {
@@ -75,7 +88,8 @@ public static class Commands
             _ => throw new UsageException($"--image-alpha must be drop or white, not '{alpha}'"),
         });
         var request = new InferenceRequest(image, question, raw, Aspect(a.Get("--image-aspect")),
-            a.Int("--max-new-tokens", 64), a.Flag("--save-logits"), Path.GetFileName(imagePath));
+            a.Int("--max-new-tokens", 64), a.Flag("--save-logits"), Path.GetFileName(imagePath),
+            Schedule(a.Get("--schedule")), a.Flag("--seed-decoding"));
         var options = EngineOptionsFrom(a);
         a.RejectUnknown();
 

@@ -10,22 +10,31 @@ using static TorchSharp.torch;
 
 namespace AttnPortal.Inference;
 
-public sealed record EngineOptions(string Device = "cpu", string DType = "float32");
+/// <param name="Adapter">A PEFT LoRA adapter directory merged into the checkpoint's weights at load time.</param>
+public sealed record EngineOptions(string Device = "cpu", string DType = "float32", string? Adapter = null);
 
-/// <summary>One question about one image. <see cref="RawPrompt"/> is used as given; <see cref="Question"/> goes through the model's template.</summary>
+/// <summary>One question about one image. <see cref="RawPrompt"/> is used as given; <see cref="Question"/> goes through
+/// the model's template. <see cref="Schedule"/> null means the checkpoint's own (alternating for the seed's
+/// alternating checkpoints, else standard).</summary>
 public sealed record InferenceRequest(
     RgbImage Image, string? Question = null, string? RawPrompt = null, AspectMode Aspect = AspectMode.Pad,
-    int MaxNewTokens = 64, bool SaveLogits = false, string? ImageName = null);
+    int MaxNewTokens = 64, bool SaveLogits = false, string? ImageName = null,
+    AttentionSchedule? Schedule = null, bool SeedCompatibleDecoding = false);
 
-/// <summary>Everything a heatmap needs: ids, token strings, the attention rows, which key is which modality, and geometry.</summary>
+/// <summary>Everything a heatmap needs: ids, token strings, the attention rows, which key is which modality, and where
+/// each image token lies on the image.</summary>
 public sealed record InferenceResult(
     string PromptText, long[] InputIds, string[] InputTokens, GenerationResult Generation, string[] GeneratedTokens,
-    string GeneratedText, byte[] Modality, PreprocessedImage Image, int ImageTokenStart, int ImageTokenCount, int GridSide,
-    TimeSpan PreprocessTime);
+    string GeneratedText, byte[] Modality, PreparedImage Image, int ImageTokenStart, AttentionSchedule Schedule,
+    bool SeedCompatibleDecoding, TimeSpan PreprocessTime)
+{
+    public int ImageTokenCount => Image.TokenCount;
+}
 
 public enum KeyModality : byte { Text = 0, Image = 1, Generated = 2 }
 
-/// <summary>A loaded LLaVA-1.5 checkpoint with its tokenizer and image processor: the one entry point for a run.</summary>
+/// <summary>A loaded LLaVA checkpoint (1.5, NeXT or OneVision) with its tokenizer and image processor: the one entry
+/// point for a run.</summary>
 public sealed class LlavaEngine : IDisposable
 {
     private readonly LlavaForConditionalGeneration _model;
@@ -34,39 +43,51 @@ public sealed class LlavaEngine : IDisposable
     private readonly HashSet<long> _eos;
 
     public string CheckpointDir { get; }
+    public string? AdapterDir { get; }
     public LlavaConfig Config { get; }
-    public LlavaTokenizer Tokenizer { get; }
-    public ClipImageProcessor ImageProcessor { get; }
+    public ITokenizer Tokenizer { get; }
+    public ImagePreparer Images { get; }
+    public PromptTemplate Template { get; }
     public Device Device { get; }
     public ScalarType DType { get; }
     public TimeSpan LoadTime { get; }
     public IEnumerable<Tensor> Parameters => _model.parameters();
 
-    private LlavaEngine(string dir, LlavaConfig config, LlavaTokenizer tokenizer, ClipImageProcessor images,
+    private LlavaEngine(string dir, string? adapterDir, LlavaConfig config, ITokenizer tokenizer, ImagePreparer images,
         LlavaForConditionalGeneration model, RotaryTables rope, Device device, ScalarType dtype, TimeSpan loadTime)
     {
-        (CheckpointDir, Config, Tokenizer, ImageProcessor, _model, _rope, Device, DType, LoadTime) =
-            (dir, config, tokenizer, images, model, rope, device, dtype, loadTime);
+        (CheckpointDir, AdapterDir, Config, Tokenizer, Images, _model, _rope, Device, DType, LoadTime) =
+            (dir, adapterDir, config, tokenizer, images, model, rope, device, dtype, loadTime);
+        Template = TemplateFor(config);
         _generator = new GreedyGenerator(model, rope, device);
         _eos = new HashSet<long>(config.EosTokenIds.Select(i => (long)i).Concat(GenerationEos(dir)));
-        if (_eos.Count == 0) _eos.Add(tokenizer.EosId);
+        if (_eos.Count == 0 && tokenizer.EosId >= 0) _eos.Add(tokenizer.EosId);
     }
 
+    /// <summary>Loads a checkpoint directory, or a LoRA adapter directory whose base_model_name_or_path names a local
+    /// checkpoint.</summary>
     public static LlavaEngine Load(string checkpointDir, EngineOptions? options = null)
     {
         options ??= new EngineOptions();
         var clock = Stopwatch.StartNew();
+        LoraAdapter? adapter = null;
+        if (options.Adapter is not null) adapter = LoraAdapter.Load(options.Adapter);
+        else if (Directory.Exists(checkpointDir) && LoraAdapter.IsAdapterDirectory(checkpointDir))
+        {
+            adapter = LoraAdapter.Load(checkpointDir);
+            checkpointDir = adapter.ResolveBase();
+        }
         var config = LlavaConfig.Load(checkpointDir);
-        var tokenizer = LlavaTokenizer.Load(checkpointDir);
-        var images = new ClipImageProcessor(ClipPreprocessConfig.Load(checkpointDir));
+        var tokenizer = TokenizerLoader.Load(checkpointDir);
+        var images = ImagePreparer.Load(checkpointDir, config);
         var device = ParseDevice(options.Device);
         var dtype = ParseDType(options.DType);
         var model = new LlavaForConditionalGeneration(config, new ParameterFactory(device, dtype));
         try
         {
-            CheckpointLoader.Load(model, checkpointDir);
+            CheckpointLoader.Load(model, checkpointDir, adapter);
             var rope = new RotaryTables(config.Text, device, dtype);
-            return new LlavaEngine(Path.GetFullPath(checkpointDir), config, tokenizer, images, model, rope, device, dtype, clock.Elapsed);
+            return new LlavaEngine(Path.GetFullPath(checkpointDir), adapter?.Directory, config, tokenizer, images, model, rope, device, dtype, clock.Elapsed);
         }
         catch
         {
@@ -75,36 +96,47 @@ public sealed class LlavaEngine : IDisposable
         }
     }
 
+    /// <summary>The template each family was trained with; LLaMA-based NeXT models use LLaVA-1.5's.</summary>
+    public static PromptTemplate TemplateFor(LlavaConfig config) => config.Text.ModelType switch
+    {
+        "qwen2" => PromptTemplate.Qwen2Chat,
+        "mistral" => PromptTemplate.MistralInstruct,
+        _ => PromptTemplate.Llava15,
+    };
+
     public InferenceResult Run(InferenceRequest request, Action<StepProgress>? progress = null, CancellationToken cancel = default)
     {
         var clock = Stopwatch.StartNew();
+        var schedule = request.Schedule ?? Config.DefaultSchedule;
         string prompt = request.RawPrompt is not null
             ? LlavaPrompt.Raw(request.RawPrompt)
-            : LlavaPrompt.Llava15(request.Question ?? throw new ArgumentException("either a question or a raw prompt is required"));
-        var ids = LlavaPrompt.ExpandImageTokens(Tokenizer.Encode(prompt), Config.ImageTokenId, Config.ImageTokensPerImage, out int imageStart);
+            : LlavaPrompt.Build(request.Question ?? throw new ArgumentException("either a question or a raw prompt is required"),
+                raw: false, hasImage: true, Template);
+        var image = Images.Prepare(request.Image, request.Aspect);
+        var ids = LlavaPrompt.Encode(Tokenizer, prompt, Config.ImageTokenId, image.TokenCount, out int imageStart);
         if (ids.Length > Config.Text.MaxPositionEmbeddings)
-            throw new ArgumentException($"the prompt is {ids.Length} tokens long ({Config.ImageTokensPerImage} of them image tokens); the model supports {Config.Text.MaxPositionEmbeddings} positions");
-        var image = ImageProcessor.Process(request.Image, request.Aspect);
-        int frame = Config.Vision.ImageSize;
-        if (image.PixelValues.Length != 3 * frame * frame)
-            throw new InvalidDataException($"the image processor produced {image.PixelValues.Length} values; the vision tower expects 3x{frame}x{frame} (check preprocessor_config.json against config.json)");
+            throw new ArgumentException($"the prompt is {ids.Length} tokens long ({image.TokenCount} of them image tokens); the model supports {Config.Text.MaxPositionEmbeddings} positions");
         var preprocessTime = clock.Elapsed;
         int maxNew = Math.Min(request.MaxNewTokens, Config.Text.MaxPositionEmbeddings - ids.Length + 1);
+        var imagePositions = new bool[ids.Length];
+        Array.Fill(imagePositions, true, imageStart, image.TokenCount);
 
         GenerationResult generation;
         using (var scope = torch.NewDisposeScope())
         {
-            var pixels = torch.tensor(image.PixelValues, [1, 3, frame, frame]);
-            generation = _generator.Generate(ids, pixels, maxNew, _eos, request.SaveLogits, progress, cancel);
+            var pixels = torch.tensor(image.PixelValues, [image.Tiles, 3, image.TileSize, image.TileSize]);
+            var input = new GenerationInput(ids, imagePositions, pixels, image.Packing, schedule, request.SeedCompatibleDecoding);
+            generation = _generator.Generate(input, maxNew, _eos, request.SaveLogits, progress, cancel);
         }
 
         var modality = new byte[generation.Keys];
         for (int i = 0; i < modality.Length; i++)
-            modality[i] = (byte)(i >= ids.Length ? KeyModality.Generated : ids[i] == Config.ImageTokenId ? KeyModality.Image : KeyModality.Text);
-        return new InferenceResult(prompt, ids, ids.Select(i => Tokenizer.TokenString((int)i)).ToArray(), generation,
+            modality[i] = (byte)(i >= ids.Length ? KeyModality.Generated : imagePositions[i] ? KeyModality.Image : KeyModality.Text);
+        var inputTokens = ids.Select((id, i) => imagePositions[i] ? LlavaPrompt.ImageToken : Tokenizer.TokenString((int)id)).ToArray();
+        return new InferenceResult(prompt, ids, inputTokens, generation,
             generation.GeneratedIds.Select(i => Tokenizer.TokenString((int)i)).ToArray(),
-            Tokenizer.Decode(generation.GeneratedIds.Select(i => (int)i)), modality, image, imageStart,
-            Config.ImageTokensPerImage, Config.Vision.PatchesPerSide, preprocessTime);
+            Tokenizer.Decode(generation.GeneratedIds.Select(i => (int)i)), modality, image, imageStart, schedule,
+            request.SeedCompatibleDecoding, preprocessTime);
     }
 
     public static Device ParseDevice(string device)

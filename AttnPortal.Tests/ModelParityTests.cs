@@ -11,6 +11,10 @@ public sealed class ModelParityTests
 {
     private const double Tolerance = 1e-4;
 
+    /// <summary>A LLaVA-1.5 prompt: image positions are where the ids hold the image token (600 in the fixture).</summary>
+    private static GenerationInput Input(long[] ids, Tensor? pixels) =>
+        new(ids, ids.Select(i => i == 600).ToArray(), pixels, null);
+
     private static (LlavaForConditionalGeneration Model, RotaryTables Rope) Load(string dir)
     {
         var config = LlavaConfig.Load(Fixture.Checkpoint);
@@ -32,7 +36,7 @@ public sealed class ModelParityTests
         var hfIds = Fixture.Tensor<long>(reference, "generated_ids");
         using var pixels = torch.tensor(Fixture.HfPixelValues(frame), [1, 3, 336, 336]);
 
-        var result = new GreedyGenerator(model, rope, torch.CPU).Generate(inputIds, pixels, hfIds.Length, new HashSet<long> { 2 }, saveLogits: true);
+        var result = new GreedyGenerator(model, rope, torch.CPU).Generate(Input(inputIds, pixels), hfIds.Length, new HashSet<long> { 2 }, saveLogits: true);
 
         Assert.Equal(hfIds, result.GeneratedIds);
         Assert.Equal([hfIds.Length, 3, 4, inputIds.Length + hfIds.Length - 1], new[] { result.Steps, result.Layers, result.Heads, result.Keys });
@@ -50,8 +54,8 @@ public sealed class ModelParityTests
         using var __ = rope;
         using var noGrad = torch.no_grad();
         using var pixels = torch.tensor(Fixture.HfPixelValues("wide.png.pad"), [1, 3, 336, 336]);
-        using var features = model.Model.ImageFeatures(pixels);
-        Assert.Equal(new long[] { 1, 576, 64 }, features.shape);
+        using var features = model.Model.ImageFeatures(pixels, null);
+        Assert.Equal(new long[] { 576, 64 }, features.shape);
         double diff = Fixture.MaxAbsDiff(features.data<float>().ToArray(), Fixture.Tensor<float>(Fixture.Run("wide-pad"), "image_features"));
         Assert.True(diff <= Tolerance, $"image features max abs diff {diff:E2}");
     }
@@ -67,7 +71,7 @@ public sealed class ModelParityTests
         var hfIds = Fixture.Tensor<long>(reference, "generated_ids");
         using var pixels = torch.tensor(Fixture.HfPixelValues("wide.png.pad"), [1, 3, 336, 336]);
         // Greedy decoding is deterministic, so declaring the third token an end-of-sequence id must stop right there.
-        var result = new GreedyGenerator(model, rope, torch.CPU).Generate(inputIds, pixels, 8, new HashSet<long> { hfIds[2] }, saveLogits: false);
+        var result = new GreedyGenerator(model, rope, torch.CPU).Generate(Input(inputIds, pixels), 8, new HashSet<long> { hfIds[2] }, saveLogits: false);
 
         Assert.True(result.StoppedAtEos);
         Assert.Equal(hfIds[..3], result.GeneratedIds);
@@ -82,7 +86,7 @@ public sealed class ModelParityTests
         using var __ = rope;
         var inputIds = Fixture.Tensor<long>(Fixture.Run("wide-pad"), "input_ids");
         using var pixels = torch.tensor(Fixture.HfPixelValues("wide.png.pad"), [1, 3, 336, 336]);
-        var r = new GreedyGenerator(model, rope, torch.CPU).Generate(inputIds, pixels, 5, new HashSet<long>(), saveLogits: false);
+        var r = new GreedyGenerator(model, rope, torch.CPU).Generate(Input(inputIds, pixels), 5, new HashSet<long>(), saveLogits: false);
         int prompt = inputIds.Length;
         for (int step = 0; step < r.Steps; step++)
             for (int row = 0; row < r.Layers * r.Heads; row++)
@@ -103,7 +107,7 @@ public sealed class ModelParityTests
         using var _ = model;
         using var __ = rope;
         var ids = Enumerable.Repeat(5L, 1020).ToArray();
-        var e = Assert.Throws<ArgumentException>(() => new GreedyGenerator(model, rope, torch.CPU).Generate(ids, null, 8, new HashSet<long>(), false));
+        var e = Assert.Throws<ArgumentException>(() => new GreedyGenerator(model, rope, torch.CPU).Generate(Input(ids, null), 8, new HashSet<long>(), false));
         Assert.Contains("1024 positions", e.Message);
     }
 }

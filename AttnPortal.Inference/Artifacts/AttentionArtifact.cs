@@ -1,24 +1,45 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using AttnPortal.Inference.Checkpoints;
+using AttnPortal.Inference.Generation;
 
 namespace AttnPortal.Inference.Artifacts;
 
 /// <summary>
 /// The portal's attention artifact: one safetensors file per run (layout in README.md, "Attention artifact").
 /// Tensors: input_ids I64 [L], generated_ids I64 [N], attention F32 [N, layers, heads, L+N-1] (keys a step cannot see
-/// yet are 0), modality U8 [L+N-1] (0 text, 1 image, 2 generated), pixel_values F32 [3, S, S], optional step_logits
-/// F32 [N, vocab]; the metadata entry "attnportal" holds a JSON document describing the run.
+/// yet are 0), modality U8 [L+N-1] (0 text, 1 image, 2 generated), pixel_values F32 [3, S, S] (LLaVA-1.5) or
+/// [tiles, 3, S, S] (anyres), optional step_logits F32 [N, vocab]; the metadata entry "attnportal" holds a JSON
+/// document describing the run, including image.views: where each grid of image tokens lies on the original image.
 /// </summary>
 public static class AttentionArtifact
 {
     public const string Format = "attnportal.attention/1";
     public const string MetadataKey = "attnportal";
 
-    public static JsonObject Describe(InferenceResult r, LlavaEngine engine, InferenceRequest request, string schedule = "standard")
+    public static JsonObject Describe(InferenceResult r, LlavaEngine engine, InferenceRequest request)
     {
         var g = r.Generation;
-        var geo = r.Image.Geometry;
+        var image = new JsonObject
+        {
+            ["source"] = request.ImageName,
+            ["width"] = r.Image.OriginalWidth, ["height"] = r.Image.OriginalHeight,
+            ["patch_size"] = engine.Config.Vision.PatchSize,
+            ["tile_size"] = r.Image.TileSize, ["tiles"] = r.Image.Tiles,
+            ["token_start"] = r.ImageTokenStart, ["token_count"] = r.ImageTokenCount,
+            ["views"] = new JsonArray(r.Image.Views.Select(v => (JsonNode?)new JsonObject
+            {
+                ["name"] = v.Name, ["token_offset"] = v.TokenOffset, ["rows"] = v.Rows, ["cols"] = v.Cols, ["row_stride"] = v.RowStride,
+                ["frame"] = new JsonObject { ["x"] = v.Frame.X, ["y"] = v.Frame.Y, ["width"] = v.Frame.Width, ["height"] = v.Frame.Height },
+            }).ToArray()),
+        };
+        if (r.Image.Geometry is { } geo) // LLaVA-1.5: the square frame, as version 1 artifacts describe it
+        {
+            image["aspect"] = request.Aspect.ToString().ToLowerInvariant();
+            image["frame_size"] = geo.FrameSize;
+            image["frame_in_original"] = new JsonObject { ["x"] = geo.FrameX, ["y"] = geo.FrameY, ["width"] = geo.FrameWidth, ["height"] = geo.FrameHeight };
+            image["grid"] = new JsonArray(engine.Config.Vision.PatchesPerSide, engine.Config.Vision.PatchesPerSide);
+        }
         return new JsonObject
         {
             ["format"] = Format,
@@ -27,11 +48,20 @@ public static class AttentionArtifact
             {
                 ["path"] = engine.CheckpointDir,
                 ["name"] = Path.GetFileName(engine.CheckpointDir.TrimEnd('/')),
-                ["architecture"] = "LlavaForConditionalGeneration",
+                ["architecture"] = engine.Config.Family switch
+                {
+                    Model.LlavaFamily.LlavaNext => "LlavaNextForConditionalGeneration",
+                    Model.LlavaFamily.LlavaOnevision => "LlavaOnevisionForConditionalGeneration",
+                    _ => "LlavaForConditionalGeneration",
+                },
+                ["text_model"] = engine.Config.Text.ModelType,
+                ["vision_model"] = engine.Config.Vision.ModelType,
+                ["adapter"] = engine.AdapterDir,
                 ["layers"] = g.Layers, ["heads"] = g.Heads, ["kv_heads"] = engine.Config.Text.NumKeyValueHeads,
                 ["vocab"] = g.Vocab, ["device"] = engine.Device.ToString(), ["dtype"] = engine.DType.ToString(),
             },
-            ["schedule"] = schedule,
+            ["schedule"] = r.Schedule.Name(),
+            ["seed_compatible_decoding"] = r.SeedCompatibleDecoding,
             ["prompt"] = new JsonObject
             {
                 ["mode"] = request.RawPrompt is null ? "template" : "raw",
@@ -44,17 +74,7 @@ public static class AttentionArtifact
                 ["generated"] = new JsonArray(r.GeneratedTokens.Select(t => (JsonNode?)t).ToArray()),
                 ["generated_text"] = r.GeneratedText,
             },
-            ["image"] = new JsonObject
-            {
-                ["source"] = request.ImageName,
-                ["width"] = geo.OriginalWidth, ["height"] = geo.OriginalHeight,
-                ["aspect"] = request.Aspect.ToString().ToLowerInvariant(),
-                ["frame_size"] = geo.FrameSize,
-                ["frame_in_original"] = new JsonObject { ["x"] = geo.FrameX, ["y"] = geo.FrameY, ["width"] = geo.FrameWidth, ["height"] = geo.FrameHeight },
-                ["grid"] = new JsonArray(r.GridSide, r.GridSide),
-                ["patch_size"] = engine.Config.Vision.PatchSize,
-                ["token_start"] = r.ImageTokenStart, ["token_count"] = r.ImageTokenCount,
-            },
+            ["image"] = image,
             ["generation"] = new JsonObject
             {
                 ["strategy"] = "greedy", ["max_new_tokens"] = request.MaxNewTokens, ["steps"] = g.Steps,
@@ -71,13 +91,13 @@ public static class AttentionArtifact
     public static void Write(string path, InferenceResult r, JsonObject metadata)
     {
         var g = r.Generation;
-        int frame = r.Image.Geometry.FrameSize;
+        long[] pixelShape = r.Image.Geometry is not null ? [3, r.Image.TileSize, r.Image.TileSize] : [r.Image.Tiles, 3, r.Image.TileSize, r.Image.TileSize];
         var writer = new SafeTensorsWriter()
             .Add("input_ids", SafeTensorDType.I64, [r.InputIds.Length], r.InputIds)
             .Add("generated_ids", SafeTensorDType.I64, [g.Steps], g.GeneratedIds)
             .Add("attention", SafeTensorDType.F32, [g.Steps, g.Layers, g.Heads, g.Keys], g.Attention)
             .Add("modality", SafeTensorDType.U8, [r.Modality.Length], r.Modality)
-            .Add("pixel_values", SafeTensorDType.F32, [3, frame, frame], r.Image.PixelValues)
+            .Add("pixel_values", SafeTensorDType.F32, pixelShape, r.Image.PixelValues)
             .Metadata(MetadataKey, metadata.ToJsonString());
         if (g.StepLogits is not null) writer.Add("step_logits", SafeTensorDType.F32, [g.Steps, g.Vocab], g.StepLogits);
         writer.WriteAtomically(path);

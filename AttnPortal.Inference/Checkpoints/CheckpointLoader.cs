@@ -26,8 +26,9 @@ public static class CheckpointLoader
     /// transformers 5 save: vision_tower.* (no vision_model), language_model.model.*, language_model.lm_head.*;
     /// model-prefixed: model.vision_tower.(vision_model.)*, model.language_model.*, model.multi_modal_projector.*, lm_head.*.
     /// </summary>
-    public static string CanonicalKey(string key)
+    public static string CanonicalKey(string key, bool originalLayout = false)
     {
+        if (originalLayout) return OriginalKey(key);
         string k = key.StartsWith("model.", StringComparison.Ordinal) ? key["model.".Length..] : key;
         if (k.StartsWith("language_model.lm_head.", StringComparison.Ordinal)) return k["language_model.".Length..];
         if (k.StartsWith("lm_head.", StringComparison.Ordinal)) return k;
@@ -36,6 +37,26 @@ public static class CheckpointLoader
             k = "vision_tower.vision_model." + k["vision_tower.".Length..];
         return "model." + k;
     }
+
+    /// <summary>
+    /// The original LLaVA-NeXT layout: model.embed_tokens/layers/norm (the decoder at the top), model.mm_projector.0/2
+    /// (nn.Sequential: linear, GELU, linear), model.vision_tower.vision_tower.vision_model.*, model.image_newline.
+    /// </summary>
+    private static string OriginalKey(string key)
+    {
+        const string tower = "model.vision_tower.vision_tower.";
+        if (key.StartsWith("lm_head.", StringComparison.Ordinal) || key == "model.image_newline") return key;
+        if (key.StartsWith(tower, StringComparison.Ordinal)) return "model.vision_tower." + key[tower.Length..];
+        if (key.StartsWith("model.mm_projector.0.", StringComparison.Ordinal)) return "model.multi_modal_projector.linear_1." + key["model.mm_projector.0.".Length..];
+        if (key.StartsWith("model.mm_projector.2.", StringComparison.Ordinal)) return "model.multi_modal_projector.linear_2." + key["model.mm_projector.2.".Length..];
+        if (key.StartsWith("model.", StringComparison.Ordinal)) return "model.language_model." + key["model.".Length..];
+        return key;
+    }
+
+    /// <summary>Weights LLaVA never uses: SigLIP's post-layernorm and pooling head (LLaVA reads an encoder layer).</summary>
+    private static bool IsUnused(string canonicalKey, LlavaConfig config) =>
+        config.Vision.IsSiglip && (canonicalKey.StartsWith("model.vision_tower.vision_model.post_layernorm.", StringComparison.Ordinal)
+                                   || canonicalKey.StartsWith("model.vision_tower.vision_model.head.", StringComparison.Ordinal));
 
     public static IReadOnlyList<string> WeightFiles(string checkpointDir)
     {
@@ -66,8 +87,9 @@ public static class CheckpointLoader
             $"{checkpointDir}: no {SingleFile} or {IndexFile}" + (pickle ? " (PyTorch .bin checkpoints are not supported: re-save with safetensors)" : ""));
     }
 
-    /// <summary>Copies every weight into the model's parameters, tensor by tensor, converting dtype on the way.</summary>
-    public static void Load(LlavaForConditionalGeneration model, string checkpointDir)
+    /// <summary>Copies every weight into the model's parameters, tensor by tensor, converting dtype on the way, then
+    /// merges the LoRA adapter if one is given.</summary>
+    public static void Load(LlavaForConditionalGeneration model, string checkpointDir, LoraAdapter? adapter = null)
     {
         var files = WeightFiles(checkpointDir).Select(SafeTensorsFile.Open).ToList();
         try
@@ -77,7 +99,8 @@ public static class CheckpointLoader
                 foreach (var info in file.Tensors.Values)
                 {
                     if (IsDerivedBuffer(info.Name)) continue;
-                    string key = CanonicalKey(info.Name);
+                    string key = CanonicalKey(info.Name, model.Config.OriginalLayout);
+                    if (IsUnused(key, model.Config)) continue;
                     if (sources.TryGetValue(key, out var other))
                         throw new InvalidDataException($"{checkpointDir}: tensor '{info.Name}' ({Path.GetFileName(file.Path)}) and '{other.Info.Name}' ({Path.GetFileName(other.File.Path)}) are the same weight under two layouts");
                     sources[key] = (file, info);
@@ -106,6 +129,7 @@ public static class CheckpointLoader
                 foreach (var (name, parameter) in group) CopyInto(parameter, group.Key, Source(name).Info);
                 group.Key.Dispose();
             }
+            adapter?.MergeInto(parameters, key => CanonicalKey(key, model.Config.OriginalLayout));
 
             (SafeTensorsFile File, SafeTensorInfo Info) Source(string name) =>
                 sources[tied && name == "lm_head.weight" ? "model.language_model.embed_tokens.weight" : name];
@@ -119,9 +143,7 @@ public static class CheckpointLoader
     private static string Describe(string what, List<string> keys) =>
         keys.Count == 0 ? "" : $" {keys.Count} {what} tensor(s): {string.Join(", ", keys.Take(8))}{(keys.Count > 8 ? ", ..." : "")}.";
 
-    private static void CopyInto(Tensor parameter, SafeTensorsFile file, SafeTensorInfo info)
-    {
-        var dtype = info.DType switch
+    internal static ScalarType ScalarTypeOf(SafeTensorsFile file, SafeTensorInfo info) => info.DType switch
         {
             SafeTensorDType.F32 => ScalarType.Float32,
             SafeTensorDType.F16 => ScalarType.Float16,
@@ -129,6 +151,19 @@ public static class CheckpointLoader
             SafeTensorDType.F64 => ScalarType.Float64,
             _ => throw new InvalidDataException($"{Path.GetFileName(file.Path)}: tensor '{info.Name}' has dtype {info.DType}; weights must be F32, F16 or BF16"),
         };
+
+    /// <summary>A CPU tensor over a copy of the stored bytes.</summary>
+    internal static Tensor ReadTensor(SafeTensorsFile file, SafeTensorInfo info)
+    {
+        var tensor = torch.empty(info.Shape, ScalarTypeOf(file, info));
+        var bytes = file.Bytes(info);
+        tensor.bytes = MemoryMarshal.CreateSpan(ref MemoryMarshal.GetReference(bytes), bytes.Length);
+        return tensor;
+    }
+
+    private static void CopyInto(Tensor parameter, SafeTensorsFile file, SafeTensorInfo info)
+    {
+        var dtype = ScalarTypeOf(file, info);
         var bytes = file.Bytes(info);
         // set_bytes only reads from the span; the mapping itself is read-only.
         var span = MemoryMarshal.CreateSpan(ref MemoryMarshal.GetReference(bytes), bytes.Length);

@@ -12,16 +12,25 @@ public sealed record GenerationResult(
     long[] GeneratedIds, float[] Attention, int Steps, int Layers, int Heads, int Keys, float[]? StepLogits, int Vocab,
     TimeSpan VisionTime, TimeSpan PrefillTime, TimeSpan DecodeTime, bool StoppedAtEos);
 
+/// <summary>One prompt for <see cref="GreedyGenerator"/>. Image positions hold image features (any placeholder id);
+/// <paramref name="PixelValues"/> is [tiles, 3, size, size] and <paramref name="Packing"/> says how anyres tiles become
+/// tokens (null: LLaVA-1.5, one image's features in order).</summary>
+public sealed record GenerationInput(
+    long[] InputIds, bool[] ImagePositions, Tensor? PixelValues, FeaturePacking? Packing,
+    AttentionSchedule Schedule = AttentionSchedule.Standard, bool SeedCompatibleDecoding = false);
+
 /// <summary>
 /// Greedy decoding with a preallocated KV cache that records, for every step, every layer's attention row of the query
 /// position: step 0 is the last prompt position, step k the k-th generated token fed back.
 /// </summary>
 public sealed class GreedyGenerator(LlavaForConditionalGeneration model, RotaryTables rope, Device device)
 {
-    public GenerationResult Generate(long[] inputIds, Tensor? pixelValues, int maxNewTokens, IReadOnlySet<long> eosIds,
+    public GenerationResult Generate(GenerationInput input, int maxNewTokens, IReadOnlySet<long> eosIds,
         bool saveLogits, Action<StepProgress>? progress = null, CancellationToken cancel = default)
     {
         var text = model.Config.Text;
+        var inputIds = input.InputIds;
+        if (input.ImagePositions.Length != inputIds.Length) throw new ArgumentException("one image-position flag per input id is required");
         int promptLength = inputIds.Length;
         if (maxNewTokens < 1) throw new ArgumentException("max new tokens must be at least 1");
         if (promptLength + maxNewTokens - 1 > text.MaxPositionEmbeddings)
@@ -37,6 +46,11 @@ public sealed class GreedyGenerator(LlavaForConditionalGeneration model, RotaryT
         // Capture stays on the device until the run ends: one copy to the host instead of one per step.
         var capture = torch.zeros([maxNewTokens, text.NumHiddenLayers, text.NumAttentionHeads, maxKeys], ScalarType.Float32, device);
         var logitsBuffer = saveLogits ? torch.empty(maxNewTokens, text.VocabSize, ScalarType.Float32, device) : null;
+        var isImage = torch.zeros(maxKeys, ScalarType.Bool, device);
+        var promptImage = torch.tensor(input.ImagePositions, device: device);
+        isImage.narrow(0, 0, promptLength).copy_(promptImage);
+        var masks = input.Schedule != AttentionSchedule.Standard || text.SlidingWindow is not null
+            ? new LayerMasks(input.Schedule, input.SeedCompatibleDecoding, text.NumHiddenLayers, text.SlidingWindow, isImage) : null;
         var generated = new List<long>(maxNewTokens);
 
         var clock = Stopwatch.StartNew();
@@ -45,10 +59,13 @@ public sealed class GreedyGenerator(LlavaForConditionalGeneration model, RotaryT
         using (var stepScope = torch.NewDisposeScope())
         {
             var ids = torch.tensor(inputIds, device: device).unsqueeze(0);
-            var features = pixelValues is null ? null : model.Model.ImageFeatures(pixelValues.to(dtype, device));
+            var features = input.PixelValues is null ? null : model.Model.ImageFeatures(input.PixelValues.to(dtype, device), input.Packing);
             visionTime = clock.Elapsed;
-            var embeds = model.Model.PromptEmbeddings(ids, features);
-            var hidden = model.Model.LanguageModel.Forward(embeds, 0, rope, cache, capture[0]);
+            long imageTokens = input.ImagePositions.Count(b => b);
+            if (features is not null && features.shape[0] != imageTokens)
+                throw new ArgumentException($"the image gives {features.shape[0]} features but the prompt has {imageTokens} image positions");
+            var embeds = model.Model.PromptEmbeddings(ids, imageTokens > 0 ? promptImage.unsqueeze(0) : null, features);
+            var hidden = model.Model.LanguageModel.Forward(embeds, 0, rope, cache, capture[0], masks);
             next = Choose(hidden, logitsBuffer, 0);
         }
         var prefillTime = clock.Elapsed - visionTime;
@@ -60,8 +77,8 @@ public sealed class GreedyGenerator(LlavaForConditionalGeneration model, RotaryT
         {
             cancel.ThrowIfCancellationRequested();
             using var stepScope = torch.NewDisposeScope();
-            var embeds = model.Model.PromptEmbeddings(torch.tensor(new[] { next }, device: device).unsqueeze(0), null);
-            var hidden = model.Model.LanguageModel.Forward(embeds, promptLength + step - 1, rope, cache, capture[step]);
+            var embeds = model.Model.PromptEmbeddings(torch.tensor(new[] { next }, device: device).unsqueeze(0), null, null);
+            var hidden = model.Model.LanguageModel.Forward(embeds, promptLength + step - 1, rope, cache, capture[step], masks);
             next = Choose(hidden, logitsBuffer, step);
             generated.Add(next);
             eos = eosIds.Contains(next);

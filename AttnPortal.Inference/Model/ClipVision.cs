@@ -5,7 +5,8 @@ using static TorchSharp.torch;
 namespace AttnPortal.Inference.Model;
 
 // The CLIP ViT vision tower as transformers structures it (CLIPVisionModel → vision_model → embeddings, pre_layrnorm,
-// encoder.layers[i], post_layernorm), so checkpoint keys map onto fields one to one.
+// encoder.layers[i], post_layernorm), so checkpoint keys map onto fields one to one. SigLIP's encoder has the same
+// structure and names (SiglipVision.cs reuses it).
 
 public sealed class ClipVisionEmbeddings : nn.Module<Tensor, Tensor>
 {
@@ -13,7 +14,7 @@ public sealed class ClipVisionEmbeddings : nn.Module<Tensor, Tensor>
     private readonly PatchEmbedding patch_embedding;
     private readonly Embedding position_embedding;
 
-    public ClipVisionEmbeddings(ClipVisionConfig c, ParameterFactory p) : base(nameof(ClipVisionEmbeddings))
+    public ClipVisionEmbeddings(VisionConfig c, ParameterFactory p) : base(nameof(ClipVisionEmbeddings))
     {
         class_embedding = p.Empty(c.HiddenSize);
         patch_embedding = new PatchEmbedding(c, p);
@@ -31,20 +32,22 @@ public sealed class ClipVisionEmbeddings : nn.Module<Tensor, Tensor>
     }
 }
 
-/// <summary>The bias-free Conv2d that cuts the image into patch vectors (HF: patch_embedding.weight).</summary>
+/// <summary>The Conv2d that cuts the image into patch vectors (HF: patch_embedding.weight; SigLIP also has a bias).</summary>
 public sealed class PatchEmbedding : nn.Module<Tensor, Tensor>
 {
     private readonly Parameter weight;
+    private readonly Parameter? bias;
     private readonly long _patch;
 
-    public PatchEmbedding(ClipVisionConfig c, ParameterFactory p) : base(nameof(PatchEmbedding))
+    public PatchEmbedding(VisionConfig c, ParameterFactory p) : base(nameof(PatchEmbedding))
     {
         weight = p.Empty(c.HiddenSize, c.NumChannels, c.PatchSize, c.PatchSize);
+        if (c.IsSiglip) bias = p.Empty(c.HiddenSize);
         _patch = c.PatchSize;
         RegisterComponents();
     }
 
-    public override Tensor forward(Tensor x) => nn.functional.conv2d(x, weight, null, strides: [_patch, _patch]);
+    public override Tensor forward(Tensor x) => nn.functional.conv2d(x, weight, bias, strides: [_patch, _patch]);
 }
 
 public sealed class ClipAttention : nn.Module<Tensor, Tensor>
@@ -52,7 +55,7 @@ public sealed class ClipAttention : nn.Module<Tensor, Tensor>
     private readonly Linear q_proj, k_proj, v_proj, out_proj;
     private readonly int _heads;
 
-    public ClipAttention(ClipVisionConfig c, ParameterFactory p) : base(nameof(ClipAttention))
+    public ClipAttention(VisionConfig c, ParameterFactory p) : base(nameof(ClipAttention))
     {
         q_proj = new Linear(c.HiddenSize, c.HiddenSize, true, p);
         k_proj = new Linear(c.HiddenSize, c.HiddenSize, true, p);
@@ -77,7 +80,7 @@ public sealed class ClipMlp : nn.Module<Tensor, Tensor>
     private readonly Linear fc1, fc2;
     private readonly string _act;
 
-    public ClipMlp(ClipVisionConfig c, ParameterFactory p) : base(nameof(ClipMlp))
+    public ClipMlp(VisionConfig c, ParameterFactory p) : base(nameof(ClipMlp))
     {
         fc1 = new Linear(c.HiddenSize, c.IntermediateSize, true, p);
         fc2 = new Linear(c.IntermediateSize, c.HiddenSize, true, p);
@@ -94,7 +97,7 @@ public sealed class ClipEncoderLayer : nn.Module<Tensor, Tensor>
     private readonly LayerNorm layer_norm1, layer_norm2;
     private readonly ClipMlp mlp;
 
-    public ClipEncoderLayer(ClipVisionConfig c, ParameterFactory p) : base(nameof(ClipEncoderLayer))
+    public ClipEncoderLayer(VisionConfig c, ParameterFactory p) : base(nameof(ClipEncoderLayer))
     {
         self_attn = new ClipAttention(c, p);
         layer_norm1 = new LayerNorm(c.HiddenSize, c.LayerNormEps, p);
@@ -114,7 +117,7 @@ public sealed class ClipEncoder : nn.Module
 {
     private readonly ModuleList<ClipEncoderLayer> layers;
 
-    public ClipEncoder(ClipVisionConfig c, ParameterFactory p) : base(nameof(ClipEncoder))
+    public ClipEncoder(VisionConfig c, ParameterFactory p) : base(nameof(ClipEncoder))
     {
         layers = new ModuleList<ClipEncoderLayer>(Enumerable.Range(0, c.NumHiddenLayers).Select(_ => new ClipEncoderLayer(c, p)).ToArray());
         RegisterComponents();
@@ -134,9 +137,9 @@ public sealed class ClipVisionTransformer : nn.Module
     private readonly LayerNorm pre_layrnorm; // sic: HF's spelling, kept so the weight keys match
     private readonly ClipEncoder encoder;
     private readonly LayerNorm post_layernorm;
-    private readonly ClipVisionConfig _config;
+    private readonly VisionConfig _config;
 
-    public ClipVisionTransformer(ClipVisionConfig c, ParameterFactory p) : base(nameof(ClipVisionTransformer))
+    public ClipVisionTransformer(VisionConfig c, ParameterFactory p) : base(nameof(ClipVisionTransformer))
     {
         embeddings = new ClipVisionEmbeddings(c, p);
         pre_layrnorm = new LayerNorm(c.HiddenSize, c.LayerNormEps, p);
@@ -155,12 +158,19 @@ public sealed class ClipVisionTransformer : nn.Module
     }
 }
 
+/// <summary>A vision tower as LLaVA uses it: HF's hidden_states[featureLayer] for a batch of images.</summary>
+public interface IVisionTower
+{
+    /// <summary>[images, tokens, hidden]: index 0 is the embeddings, index i the output of encoder layer i-1.</summary>
+    Tensor HiddenState(Tensor pixelValues, int featureLayer);
+}
+
 /// <summary>CLIPVisionModel: only a wrapper, present so keys read vision_tower.vision_model.*.</summary>
-public sealed class ClipVisionModel : nn.Module
+public sealed class ClipVisionModel : nn.Module, IVisionTower
 {
     private readonly ClipVisionTransformer vision_model;
 
-    public ClipVisionModel(ClipVisionConfig c, ParameterFactory p) : base(nameof(ClipVisionModel))
+    public ClipVisionModel(VisionConfig c, ParameterFactory p) : base(nameof(ClipVisionModel))
     {
         vision_model = new ClipVisionTransformer(c, p);
         RegisterComponents();

@@ -69,6 +69,7 @@ public static class Activations
     public static Tensor Apply(string name, Tensor x) => name switch
     {
         "gelu" => nn.functional.gelu(x),
+        "gelu_pytorch_tanh" => nn.functional.gelu(x, TorchSharp.Modules.GELU.Approximate.tanh),
         "quick_gelu" => x * torch.sigmoid(x * 1.702),
         "silu" => nn.functional.silu(x),
         "relu" => nn.functional.relu(x),

@@ -1,11 +1,14 @@
 using TorchSharp;
 using TorchSharp.Modules;
+using AttnPortal.Inference.Generation;
 using static TorchSharp.torch;
 
 namespace AttnPortal.Inference.Model;
 
 // The LLaMA decoder as transformers structures it (LlamaModel → embed_tokens, layers[i], norm), extended with what an
-// attention tool needs: a preallocated KV cache and, per layer, the attention row of the last query position.
+// attention tool needs: a preallocated KV cache, per-layer masks (attention schedules, sliding windows) and, per layer,
+// the attention row of the last query position. Mistral and Qwen2 have the same module tree and weight names; they
+// differ only in what LlamaConfig records (sliding window; biases on q/k/v).
 
 public sealed class LlamaRmsNorm : nn.Module<Tensor, Tensor>
 {
@@ -98,10 +101,10 @@ public sealed class LlamaAttention : nn.Module
 
     public LlamaAttention(LlamaConfig c, ParameterFactory p) : base(nameof(LlamaAttention))
     {
-        q_proj = new Linear(c.HiddenSize, c.NumAttentionHeads * c.HeadDim, c.AttentionBias, p);
-        k_proj = new Linear(c.HiddenSize, c.NumKeyValueHeads * c.HeadDim, c.AttentionBias, p);
-        v_proj = new Linear(c.HiddenSize, c.NumKeyValueHeads * c.HeadDim, c.AttentionBias, p);
-        o_proj = new Linear(c.NumAttentionHeads * c.HeadDim, c.HiddenSize, c.AttentionBias, p);
+        q_proj = new Linear(c.HiddenSize, c.NumAttentionHeads * c.HeadDim, c.QkvBias, p);
+        k_proj = new Linear(c.HiddenSize, c.NumKeyValueHeads * c.HeadDim, c.QkvBias, p);
+        v_proj = new Linear(c.HiddenSize, c.NumKeyValueHeads * c.HeadDim, c.QkvBias, p);
+        o_proj = new Linear(c.NumAttentionHeads * c.HeadDim, c.HiddenSize, c.OutputBias, p);
         (_heads, _kvHeads, _headDim) = (c.NumAttentionHeads, c.NumKeyValueHeads, c.HeadDim);
         _scale = 1.0 / Math.Sqrt(c.HeadDim);
         RegisterComponents();
@@ -109,7 +112,8 @@ public sealed class LlamaAttention : nn.Module
 
     /// <param name="x">[1, n, hidden] for positions start..start+n-1 (a prefill starts at 0, a decode step has n = 1).</param>
     /// <param name="captureRow">[heads, ≥ keys]: receives the attention probabilities of the last query position.</param>
-    public Tensor Forward(Tensor x, long start, RotaryTables rope, LayerKvCache cache, Tensor? captureRow)
+    /// <param name="mask">[n, start + n] bool, true = may attend; null = plain causal.</param>
+    public Tensor Forward(Tensor x, long start, RotaryTables rope, LayerKvCache cache, Tensor? captureRow, Tensor? mask)
     {
         long n = x.shape[1];
         var q = rope.Apply(q_proj.forward(x).view(1, n, _heads, _headDim).transpose(1, 2), start);
@@ -124,7 +128,7 @@ public sealed class LlamaAttention : nn.Module
         Tensor output;
         if (n == 1)
         {
-            var probs = LastRowProbabilities(q, allK);            // [1, heads, 1, keys] float32
+            var probs = LastRowProbabilities(q, allK, mask);      // [1, heads, 1, keys] float32
             captureRow?.narrow(1, 0, keys).copy_(probs[0, .., 0, ..]);
             output = GroupedMatmul(probs.to(x.dtype), allV);     // [1, heads, 1, d]
         }
@@ -133,20 +137,24 @@ public sealed class LlamaAttention : nn.Module
             if (start != 0) throw new InvalidOperationException("a multi-token forward must start at position 0");
             // Prefill: every row is needed for the output, only the last one is kept, so the fused causal kernel
             // computes the output and the kept row is recomputed on its own (numerically the same row).
-            output = nn.functional.scaled_dot_product_attention(q, RepeatKv(allK), RepeatKv(allV), is_casual: true);
+            output = mask is null
+                ? nn.functional.scaled_dot_product_attention(q, RepeatKv(allK), RepeatKv(allV), is_casual: true)
+                : nn.functional.scaled_dot_product_attention(q, RepeatKv(allK), RepeatKv(allV), mask.unsqueeze(0).unsqueeze(0));
             if (captureRow is not null)
             {
-                var probs = LastRowProbabilities(q.narrow(2, n - 1, 1), allK);
+                var probs = LastRowProbabilities(q.narrow(2, n - 1, 1), allK, mask?.narrow(0, n - 1, 1));
                 captureRow.narrow(1, 0, keys).copy_(probs[0, .., 0, ..]);
             }
         }
         return o_proj.forward(output.transpose(1, 2).reshape(1, n, _heads * _headDim));
     }
 
-    /// <summary>softmax(q Kᵀ / √d) for one query row, softmax in float32 as HF's eager attention.</summary>
-    private Tensor LastRowProbabilities(Tensor q, Tensor keys)
+    /// <summary>softmax(q Kᵀ / √d) for one query row, softmax in float32 as HF's eager attention; masked keys get
+    /// exactly 0 (every row allows at least one key: itself, or position 0 in the seed's decoding rows).</summary>
+    private Tensor LastRowProbabilities(Tensor q, Tensor keys, Tensor? maskRow)
     {
         var scores = GroupedMatmul(q, keys.transpose(2, 3)) * _scale;
+        if (maskRow is not null) scores = scores.masked_fill(maskRow.logical_not(), double.NegativeInfinity);
         return scores.softmax(-1, ScalarType.Float32);
     }
 
@@ -184,9 +192,9 @@ public sealed class LlamaDecoderLayer : nn.Module
         RegisterComponents();
     }
 
-    public Tensor Forward(Tensor x, long start, RotaryTables rope, LayerKvCache cache, Tensor? captureRow)
+    public Tensor Forward(Tensor x, long start, RotaryTables rope, LayerKvCache cache, Tensor? captureRow, Tensor? mask)
     {
-        x = x + self_attn.Forward(input_layernorm.forward(x), start, rope, cache, captureRow);
+        x = x + self_attn.Forward(input_layernorm.forward(x), start, rope, cache, captureRow, mask);
         return x + mlp.forward(post_attention_layernorm.forward(x));
     }
 }
@@ -208,11 +216,14 @@ public sealed class LlamaModel : nn.Module
     public Embedding EmbedTokens => embed_tokens;
 
     /// <param name="captureStep">[layers, heads, ≥ keys] or null: where each layer writes its last-row attention.</param>
-    public Tensor Forward(Tensor inputsEmbeds, long start, RotaryTables rope, IReadOnlyList<LayerKvCache> cache, Tensor? captureStep)
+    /// <param name="masks">Per-layer masks (schedule, sliding window); null = causal everywhere.</param>
+    public Tensor Forward(Tensor inputsEmbeds, long start, RotaryTables rope, IReadOnlyList<LayerKvCache> cache, Tensor? captureStep,
+        LayerMasks? masks = null)
     {
         var x = inputsEmbeds;
+        long n = x.shape[1];
         for (int i = 0; i < layers.Count; i++)
-            x = layers[i].Forward(x, start, rope, cache[i], captureStep?[i]);
+            x = layers[i].Forward(x, start, rope, cache[i], captureStep?[i], masks?.For(i, start, n));
         return norm.forward(x);
     }
 }

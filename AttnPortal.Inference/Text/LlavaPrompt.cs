@@ -1,9 +1,21 @@
 namespace AttnPortal.Inference.Text;
 
-/// <summary>LLaVA-1.5 prompts: the conversation template, the &lt;image&gt; placeholder rules, and its expansion.</summary>
+/// <summary>The single-turn conversation a model was trained on.</summary>
+public enum PromptTemplate
+{
+    /// <summary>LLaVA-1.5 (llava-hf model cards): "USER: &lt;image&gt;\n{question} ASSISTANT:".</summary>
+    Llava15,
+    /// <summary>LLaVA-NeXT-Mistral (the seed's mistral_instruct): "[INST] &lt;image&gt;\n{question} [/INST]".</summary>
+    MistralInstruct,
+    /// <summary>Qwen2 ChatML with its default system prompt (LLaVA-OneVision; the seed's qwen_1_5).</summary>
+    Qwen2Chat,
+}
+
+/// <summary>LLaVA prompts: the conversation templates, the &lt;image&gt; placeholder rules, and its expansion.</summary>
 public static class LlavaPrompt
 {
     public const string ImageToken = "<image>";
+    public const string QwenSystemPrompt = "You are a helpful assistant.";
 
     /// <summary>LLaVA-1.5's single-turn template with an image, as in the llava-hf model cards:
     /// "USER: &lt;image&gt;\n{question} ASSISTANT:".</summary>
@@ -13,12 +25,12 @@ public static class LlavaPrompt
     public static string Raw(string prompt) => Build(prompt, raw: true, hasImage: true);
 
     /// <summary>
-    /// The prompt text. Templated (raw false): "USER: {question} ASSISTANT:", with "&lt;image&gt;\n" at the start of the
-    /// user turn when there is an image and the question has no &lt;image&gt; of its own. Raw: the text as given, with
+    /// The prompt text. Templated (raw false): the question in the template's user turn, with "&lt;image&gt;\n" at the
+    /// start of it when there is an image and the question has no &lt;image&gt; of its own. Raw: the text as given, with
     /// "&lt;image&gt;\n" prepended when there is an image and the text has no &lt;image&gt;.
     /// One image needs exactly one &lt;image&gt; (one placeholder expands to one image's features); no image, none.
     /// </summary>
-    public static string Build(string text, bool raw, bool hasImage)
+    public static string Build(string text, bool raw, bool hasImage, PromptTemplate template = PromptTemplate.Llava15)
     {
         ArgumentNullException.ThrowIfNull(text);
         if (string.IsNullOrWhiteSpace(text))
@@ -29,8 +41,38 @@ public static class LlavaPrompt
         if (!hasImage && placeholders > 0)
             throw new ArgumentException($"the prompt has an {ImageToken} placeholder but no image is given", nameof(text));
 
-        string image = hasImage && placeholders == 0 ? ImageToken + "\n" : "";
-        return raw ? image + text : $"USER: {image}{text} ASSISTANT:";
+        string user = (hasImage && placeholders == 0 ? ImageToken + "\n" : "") + text;
+        if (raw) return user;
+        return template switch
+        {
+            PromptTemplate.Llava15 => $"USER: {user} ASSISTANT:",
+            PromptTemplate.MistralInstruct => $"[INST] {user} [/INST]",
+            PromptTemplate.Qwen2Chat => $"<|im_start|>system\n{QwenSystemPrompt}<|im_end|>\n<|im_start|>user\n{user}<|im_end|>\n<|im_start|>assistant\n",
+            _ => throw new ArgumentOutOfRangeException(nameof(template)),
+        };
+    }
+
+    /// <summary>
+    /// Prompt ids with the one &lt;image&gt; replaced by <paramref name="imageTokenCount"/> copies of
+    /// <paramref name="placeholderId"/>. With an &lt;image&gt; token in the vocabulary this is transformers' processor
+    /// (the token is an added token, so the text around it tokenises the same); without one (original LLaVA
+    /// checkpoints) the text before and after is encoded separately, as the original tokenizer_image_token does.
+    /// </summary>
+    public static long[] Encode(ITokenizer tokenizer, string prompt, int placeholderId, int imageTokenCount, out int imageStart)
+    {
+        if (tokenizer.TokenId(ImageToken) is int id)
+        {
+            var ids = ExpandImageTokens(tokenizer.Encode(prompt), id, imageTokenCount, out imageStart);
+            if (id != placeholderId) Array.Fill(ids, placeholderId, imageStart, imageTokenCount);
+            return ids;
+        }
+        int at = prompt.IndexOf(ImageToken, StringComparison.Ordinal);
+        if (at < 0 || prompt.IndexOf(ImageToken, at + 1, StringComparison.Ordinal) >= 0)
+            throw new ArgumentException($"expected exactly one {ImageToken} in the prompt");
+        var before = tokenizer.Encode(prompt[..at]);
+        var after = tokenizer.Encode(prompt[(at + ImageToken.Length)..], addSpecialTokens: false);
+        imageStart = before.Count;
+        return [.. before.Select(x => (long)x), .. Enumerable.Repeat((long)placeholderId, imageTokenCount), .. after.Select(x => (long)x)];
     }
 
     /// <summary>

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using AttnPortal.Data;
 using AttnPortal.Inference;
+using AttnPortal.Inference.Generation;
 using AttnPortal.Inference.Artifacts;
 using AttnPortal.Inference.Images;
 using Hangfire;
@@ -37,7 +38,7 @@ public sealed class RunJob(PortalDbContext db, PortalOptions options, PortalPath
             var engine = engines.Get(model);
             var image = RgbImage.Load(paths.Resolve(run.Image!.StoredPath));
             var request = new InferenceRequest(image, run.Question, Aspect: run.Aspect == "crop" ? AspectMode.Crop : AspectMode.Pad,
-                MaxNewTokens: run.MaxNewTokens, ImageName: run.Image.FileName);
+                MaxNewTokens: run.MaxNewTokens, ImageName: run.Image.FileName, Schedule: AttentionSchedules.Parse(run.Schedule));
             var lastSave = Stopwatch.StartNew();
             var result = await Task.Run(() => engine.Run(request, p =>
             {
@@ -47,7 +48,7 @@ public sealed class RunJob(PortalDbContext db, PortalOptions options, PortalPath
             }, cts.Token), cts.Token);
 
             string relative = Path.Combine("artifacts", $"{run.Id}.safetensors");
-            var metadata = AttentionArtifact.Describe(result, engine, request, run.Schedule);
+            var metadata = AttentionArtifact.Describe(result, engine, request);
             metadata["run"] = new System.Text.Json.Nodes.JsonObject { ["id"] = run.Id.ToString(), ["model"] = run.ModelName };
             AttentionArtifact.Write(paths.Resolve(relative), result, metadata);
             run.ArtifactPath = relative;
