@@ -57,6 +57,12 @@ public sealed class Run
     public DateTime? StartedUtc { get; set; }
     public DateTime? FinishedUtc { get; set; }
     public bool CancelRequested { get; set; }
+    /// <summary>Odd-layer rows of generated tokens from row 0 of the modality mask, as the LLaVA-Alternating-Attn code
+    /// computes them (changes alternating-cross only).</summary>
+    public bool SeedCompatibleDecoding { get; set; }
+    /// <summary>Runs queued together as a comparison (standard vs alternating of the same image, prompt and model)
+    /// share this id.</summary>
+    public Guid? PairId { get; set; }
 
     public bool IsFinished => Status is RunStatus.Succeeded or RunStatus.Failed or RunStatus.Canceled;
     public TimeSpan? Duration => StartedUtc is { } s ? (FinishedUtc ?? DateTime.UtcNow) - s : null;

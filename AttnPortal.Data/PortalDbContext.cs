@@ -20,6 +20,7 @@ public sealed class PortalDbContext(DbContextOptions<PortalDbContext> options) :
         {
             e.HasIndex(r => r.Status);
             e.HasIndex(r => r.CreatedUtc);
+            e.HasIndex(r => r.PairId);
             e.Property(r => r.Status).HasConversion<string>().HasMaxLength(16);
             e.HasOne(r => r.Image).WithMany().HasForeignKey(r => r.ImageId).OnDelete(DeleteBehavior.Restrict);
             e.HasOne(r => r.Owner).WithMany().HasForeignKey(r => r.OwnerId).OnDelete(DeleteBehavior.Restrict);

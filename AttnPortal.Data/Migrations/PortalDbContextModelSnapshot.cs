@@ -175,6 +175,9 @@ namespace AttnPortal.Data.Migrations
                         .IsRequired()
                         .HasColumnType("TEXT");
 
+                    b.Property<Guid?>("PairId")
+                        .HasColumnType("TEXT");
+
                     b.Property<string>("Question")
                         .IsRequired()
                         .HasColumnType("TEXT");
@@ -182,6 +185,9 @@ namespace AttnPortal.Data.Migrations
                     b.Property<string>("Schedule")
                         .IsRequired()
                         .HasColumnType("TEXT");
+
+                    b.Property<bool>("SeedCompatibleDecoding")
+                        .HasColumnType("INTEGER");
 
                     b.Property<DateTime?>("StartedUtc")
                         .HasColumnType("TEXT");
@@ -201,6 +207,8 @@ namespace AttnPortal.Data.Migrations
                     b.HasIndex("ImageId");
 
                     b.HasIndex("OwnerId");
+
+                    b.HasIndex("PairId");
 
                     b.HasIndex("Status");
 

@@ -31,6 +31,15 @@ public sealed class ArtifactViews(IServiceScopeFactory scopes, PortalPaths paths
         return (run, attention);
     }
 
+    /// <summary>The other runs of the comparison pair <paramref name="run"/> belongs to (none when it was queued alone).</summary>
+    public async Task<IReadOnlyList<Run>> PairedAsync(Run run)
+    {
+        if (run.PairId is not { } pair) return [];
+        using var scope = scopes.CreateScope();
+        var db = scope.ServiceProvider.GetRequiredService<PortalDbContext>();
+        return await db.Runs.AsNoTracking().Where(r => r.PairId == pair && r.Id != run.Id).OrderBy(r => r.Schedule).ToListAsync();
+    }
+
     public byte[] Heatmap(Guid runId, AttentionRun run, AttentionSelection selection, Colormap colormap) =>
         _pngs.GetOrAdd(new PngCacheKey(runId.ToString(), "heatmap", selection, colormap.Name, 1f),
             () => HeatmapRenderer.HeatmapPng(run.ImageGrid(selection), run.GridSide, colormap, scale: 1));

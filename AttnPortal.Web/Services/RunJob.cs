@@ -38,7 +38,8 @@ public sealed class RunJob(PortalDbContext db, PortalOptions options, PortalPath
             var engine = engines.Get(model);
             var image = RgbImage.Load(paths.Resolve(run.Image!.StoredPath));
             var request = new InferenceRequest(image, run.Question, Aspect: run.Aspect == "crop" ? AspectMode.Crop : AspectMode.Pad,
-                MaxNewTokens: run.MaxNewTokens, ImageName: run.Image.FileName, Schedule: AttentionSchedules.Parse(run.Schedule));
+                MaxNewTokens: run.MaxNewTokens, ImageName: run.Image.FileName, Schedule: AttentionSchedules.Parse(run.Schedule),
+                SeedCompatibleDecoding: run.SeedCompatibleDecoding);
             var lastSave = Stopwatch.StartNew();
             var result = await Task.Run(() => engine.Run(request, p =>
             {

@@ -1,4 +1,5 @@
 using AttnPortal.Data;
+using AttnPortal.Inference.Generation;
 using Hangfire;
 using Hangfire.States;
 using System.Security.Claims;
@@ -8,13 +9,16 @@ namespace AttnPortal.Web.Services;
 
 public enum CancelOutcome { Canceled, NotFound, Forbidden, AlreadyFinished }
 
-public sealed record QueueRequest(IReadOnlyList<Guid> ImageIds, string Question, IReadOnlyList<string> Models, IReadOnlyList<string> Schedules, string Aspect = "pad");
+/// <param name="PairWith">When set, <paramref name="Schedules"/> is ignored: each image × model gets a standard run and a
+/// run with this schedule, linked as a comparison pair.</param>
+public sealed record QueueRequest(IReadOnlyList<Guid> ImageIds, string Question, IReadOnlyList<string> Models, IReadOnlyList<string> Schedules,
+    string Aspect = "pad", bool SeedCompatibleDecoding = false, string? PairWith = null);
 
 /// <summary>Turns a queue request into runs (one per image × model × schedule) in one transaction, then jobs.</summary>
 public sealed class RunQueue(PortalDbContext db, PortalOptions options, IBackgroundJobClient jobs, RunEvents events)
 {
     public const string GpuQueue = "gpu";
-    public static readonly string[] Schedules = ["standard"];
+    public static IReadOnlyList<string> Schedules => AttentionSchedules.Names;
     public static readonly string[] Aspects = ["pad", "crop"];
 
     public async Task<IReadOnlyList<Run>> QueueAsync(QueueRequest request, string ownerId, CancellationToken cancel = default)
@@ -25,10 +29,13 @@ public sealed class RunQueue(PortalDbContext db, PortalOptions options, IBackgro
             throw new ArgumentException($"the question is {question.Length} characters long; the limit is {options.Upload.MaxPromptChars}");
         if (request.ImageIds.Count == 0) throw new ArgumentException("choose at least one image");
         if (request.Models.Count == 0) throw new ArgumentException("choose at least one model");
-        if (request.Schedules.Count == 0) throw new ArgumentException("choose at least one attention schedule");
+        if (request.PairWith is { } partner && (partner == "standard" || !Schedules.Contains(partner)))
+            throw new ArgumentException($"a comparison pairs the standard schedule with {string.Join(" or ", Schedules.Skip(1))}, not '{partner}'");
+        var schedules = request.PairWith is null ? request.Schedules.Distinct().ToList() : ["standard", request.PairWith];
+        if (schedules.Count == 0) throw new ArgumentException("choose at least one attention schedule");
         foreach (var m in request.Models.Where(m => options.Model(m) is null))
             throw new ArgumentException($"unknown model '{m}' (configured: {string.Join(", ", options.Models.Select(x => x.Name))})");
-        foreach (var s in request.Schedules.Where(s => !Schedules.Contains(s)))
+        foreach (var s in schedules.Where(s => !Schedules.Contains(s)))
             throw new ArgumentException($"unknown attention schedule '{s}' (available: {string.Join(", ", Schedules)})");
         if (!Aspects.Contains(request.Aspect)) throw new ArgumentException($"unknown aspect mode '{request.Aspect}'");
         var known = await db.Images.Where(i => request.ImageIds.Contains(i.Id)).Select(i => i.Id).ToListAsync(cancel);
@@ -38,12 +45,14 @@ public sealed class RunQueue(PortalDbContext db, PortalOptions options, IBackgro
         var now = DateTime.UtcNow;
         var runs = (from image in request.ImageIds.Distinct()
                     from model in request.Models.Distinct()
-                    from schedule in request.Schedules.Distinct()
+                    let pair = request.PairWith is null ? (Guid?)null : Guid.NewGuid()
+                    from schedule in schedules
                     select new Run
                     {
                         Id = Guid.NewGuid(), ImageId = image, ModelName = model, Schedule = schedule, Question = question,
                         Aspect = request.Aspect, MaxNewTokens = options.Model(model)!.MaxNewTokens, Status = RunStatus.Queued,
-                        OwnerId = ownerId, BatchId = batch, CreatedUtc = now,
+                        OwnerId = ownerId, BatchId = batch, CreatedUtc = now, PairId = pair,
+                        SeedCompatibleDecoding = request.SeedCompatibleDecoding && schedule != "standard",
                     }).ToList();
         await using (var tx = await db.Database.BeginTransactionAsync(cancel))
         {
