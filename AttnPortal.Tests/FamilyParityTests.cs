@@ -122,6 +122,49 @@ public sealed class FamilyParityTests
         return worst;
     }
 
+    [Theory]
+    [InlineData("onevision-wide-standard")]
+    [InlineData("onevision-tall-standard")]
+    [InlineData("onevision-small-standard")]
+    [InlineData("next-mistral-wide-standard")]
+    [InlineData("next-mistral-tall-standard")]
+    public void PackingGivesHfImageTokenCountAndViewsCoverTheImage(string run)
+    {
+        var info = RunInfo(run);
+        var config = LlavaConfig.Load(CheckpointOf(run));
+        var size = Fixture.Tensor<long>(RunFile(run), "image_sizes");
+        int height = (int)size[0], width = (int)size[1];
+        var packing = ImagePreparer.PackingFor(config, height, width);
+        int count = ImagePreparer.TokenCount(config, packing);
+        Assert.Equal(info["image_tokens"]!.GetValue<int>(), count);
+        Assert.Equal(info["tiles"]!.GetValue<int>(), packing.Tiles);
+
+        var views = ImagePreparer.AnyresViews(config, height, width, packing);
+        Assert.Equal(["base", "tiles"], views.Take(2).Select(v => v.Name));
+        var used = new HashSet<int>();
+        foreach (var v in views.Take(2))
+            for (int r = 0; r < v.Rows; r++)
+                for (int c = 0; c < v.Cols; c++)
+                {
+                    int t = v.TokenIndex(r, c);
+                    Assert.InRange(t, 0, count - 1);
+                    Assert.True(used.Add(t), $"token {t} is in two cells");
+                }
+        // Base and stitched tiles use every token but one newline per grid row.
+        var (rows, _) = packing.Downscaled ?? (packing.Rows, packing.Cols);
+        Assert.Equal(count - rows, used.Count);
+        // The stitched grid covers the image (unpadding keeps at least the image; at most a patch of padding remains).
+        var tiles = views[1].Frame;
+        double patch = (double)width / 4; // generous: a patch is far smaller than a quarter of the image
+        Assert.True(tiles.X <= 0.5 && tiles.Y <= 0.5 && tiles.Right >= width - 0.5 && tiles.Bottom >= height - 0.5, $"tiles frame {tiles}");
+        Assert.True(tiles.X > -patch && tiles.Y > -patch && tiles.Right < width + patch && tiles.Bottom < height + patch, $"tiles frame {tiles}");
+        // Tile views partition the stitched grid when it was not downscaled.
+        if (packing.Downscaled is null)
+            Assert.Equal(views[1].Rows * views[1].Cols, views.Skip(2).Sum(v => v.Rows * v.Cols));
+        else
+            Assert.Equal(2, views.Count);
+    }
+
     [Fact]
     public void OddLayersOfAlternatingRunsPutExactlyZeroOnForbiddenKeysAndTheSeedRowsDiffer()
     {

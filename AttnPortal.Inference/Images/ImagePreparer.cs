@@ -63,6 +63,59 @@ public sealed class ImagePreparer
         return new FeaturePacking(tilesHigh, tilesWide, rowStart, rows, colStart, cols, downscaled);
     }
 
+    /// <summary>HF's get_patch_output_size: the image resized to fit the best resolution, keeping its aspect ratio.</summary>
+    public static (int Height, int Width) FitWithin(int height, int width, int targetHeight, int targetWidth)
+    {
+        double scaleW = (double)targetWidth / width, scaleH = (double)targetHeight / height;
+        return scaleW < scaleH
+            ? (Math.Min((int)Math.Ceiling(height * scaleW), targetHeight), targetWidth)
+            : (targetHeight, Math.Min((int)Math.Ceiling(width * scaleH), targetWidth));
+    }
+
+    /// <summary>
+    /// Where an anyres image's tokens lie on the original image: the base view (the whole image squeezed into one
+    /// tile), the stitched tiles after unpadding (and any downscale), and, when the grid was not downscaled, each tile.
+    /// A feature of the stitched grid covers a patch of the padded best-resolution canvas; the canvas maps back to the
+    /// original by the resize's scale and the centring offset.
+    /// </summary>
+    public static IReadOnlyList<ImageGridView> AnyresViews(LlavaConfig config, int height, int width, FeaturePacking packing)
+    {
+        int tile = config.Vision.ImageSize, p = config.Vision.PatchesPerSide;
+        double patch = (double)tile / p;
+        int bestH = packing.TilesHigh * tile, bestW = packing.TilesWide * tile;
+        var (fitH, fitW) = FitWithin(height, width, bestH, bestW);
+        double left = (bestW - fitW) / 2, top = (bestH - fitH) / 2, sx = (double)width / fitW, sy = (double)height / fitH;
+        ImageRect Canvas(double row0, double col0, double rows, double cols) =>
+            new((col0 * patch - left) * sx, (row0 * patch - top) * sy, cols * patch * sx, rows * patch * sy);
+
+        var (rows, cols) = packing.Downscaled ?? (packing.Rows, packing.Cols);
+        int stride = cols + 1, gridStart = p * p;
+        var views = new List<ImageGridView>
+        {
+            new("base", 0, p, p, p, new ImageRect(0, 0, width, height)),
+            new("tiles", gridStart, rows, cols, stride, Canvas(packing.RowStart, packing.ColStart, packing.Rows, packing.Cols)),
+        };
+        if (packing.Downscaled is null)
+            for (int r = 0; r < packing.TilesHigh; r++)
+                for (int c = 0; c < packing.TilesWide; c++)
+                {
+                    // The tile's patch rows/cols, clipped to what unpadding kept, in the stitched grid's coordinates.
+                    int r0 = Math.Max(r * p, packing.RowStart), r1 = Math.Min((r + 1) * p, packing.RowStart + packing.Rows);
+                    int c0 = Math.Max(c * p, packing.ColStart), c1 = Math.Min((c + 1) * p, packing.ColStart + packing.Cols);
+                    if (r1 <= r0 || c1 <= c0) continue;
+                    int offset = gridStart + (r0 - packing.RowStart) * stride + (c0 - packing.ColStart);
+                    views.Add(new($"tile {r},{c}", offset, r1 - r0, c1 - c0, stride, Canvas(r0, c0, r1 - r0, c1 - c0)));
+                }
+        return views;
+    }
+
+    /// <summary>Image tokens of a packing: the base view's p², then each grid row and its newline.</summary>
+    public static int TokenCount(LlavaConfig config, FeaturePacking packing)
+    {
+        var (rows, cols) = packing.Downscaled ?? (packing.Rows, packing.Cols);
+        return config.Vision.NumPatches + rows * (cols + 1);
+    }
+
     /// <param name="aspect">LLaVA-1.5 only: pad or crop to a square. Anyres models keep the aspect ratio themselves.</param>
     public PreparedImage Prepare(RgbImage image, AspectMode aspect)
     {
