@@ -1,3 +1,4 @@
+using System.Net.Http.Json;
 using System.Net;
 using AttnPortal.Data;
 using AttnPortal.Web.Services;
@@ -27,6 +28,51 @@ public sealed class PortalJobTests(PortalJobTests.Host host) : IClassFixture<Por
     }
 
     private PortalFactory Factory => host.Factory;
+
+    [Fact]
+    public async Task ComparisonPairQueuesStandardAndAlternatingAndLinksThem()
+    {
+        using var client = await Factory.SignInAsync(PortalFactory.ResearcherEmail);
+        var image = (await PortalHttp.UploadAsync(client, ("wide.png", File.ReadAllBytes(Fixture.Image("wide.png"))))).Single();
+        object Pair(string partner) => new
+        {
+            imageIds = new[] { image.Id }, question = "What is in the picture?", models = new[] { PortalFactory.DemoModel },
+            schedules = Array.Empty<string>(), aspect = "pad", pairWith = partner,
+        };
+        using (var refused = await client.PostAsJsonAsync("/api/runs", Pair("standard")))
+        {
+            Assert.Equal(HttpStatusCode.BadRequest, refused.StatusCode);
+            Assert.Contains("a comparison pairs the standard schedule with alternating or alternating-cross", await PortalHttp.ErrorOf(refused));
+        }
+
+        var ids = await PortalHttp.QueueAsync(client, Pair("alternating"));
+        Assert.Equal(2, ids.Length);
+        var runs = Factory.WithDb(db => db.Runs.AsNoTracking().Where(r => ids.Contains(r.Id)).ToList());
+        Assert.Equal(["alternating", "standard"], runs.Select(r => r.Schedule).Order());
+        Assert.NotNull(runs[0].PairId);
+        Assert.Equal(runs[0].PairId, runs[1].PairId);
+        foreach (var id in ids)
+        {
+            var run = await PortalHttp.WaitFinishedAsync(client, id);
+            Assert.True(run.Status == "Succeeded", $"{run.Schedule}: {run.Status} {run.Error}");
+        }
+
+        // The run view links each run to the other.
+        var views = Factory.Services.GetRequiredService<ArtifactViews>();
+        foreach (var run in runs)
+            Assert.Equal(runs.Single(r => r.Id != run.Id).Id, Assert.Single(await views.PairedAsync(run)).Id);
+
+        // The alternating run really used the modality mask: on layer 1 (odd, not the last of 3) the last prompt token
+        // (text) puts exactly nothing on image keys; layer 0 (causal) and the standard run's layer 1 do.
+        var standard = (await views.OpenAsync(runs.Single(r => r.Schedule == "standard").Id)).Attention!;
+        var alternating = (await views.OpenAsync(runs.Single(r => r.Schedule == "alternating").Id)).Attention!;
+        Assert.Equal("alternating", alternating.Metadata!["schedule"]!.GetValue<string>());
+        double ImageMass(AttnPortal.Web.Rendering.AttentionRun a, int layer) =>
+            Enumerable.Range(0, a.Heads).Sum(h => a.Row(0, layer, h).Slice(a.ImageTokenStart, a.ImageTokenCount).ToArray().Sum());
+        Assert.Equal(0.0, ImageMass(alternating, 1));
+        Assert.True(ImageMass(alternating, 0) > 1e-3);
+        Assert.True(ImageMass(standard, 1) > 1e-3);
+    }
 
     [Fact]
     public async Task DemoModelRunProducesTheArtifact()
