@@ -1,6 +1,7 @@
 using System.Text.Json.Nodes;
 using AttnPortal.Inference.Checkpoints;
 using AttnPortal.Inference.Generation;
+using AttnPortal.Inference.Images;
 using AttnPortal.Inference.Model;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -32,7 +33,7 @@ public sealed class FamilyConfigTests
         Assert.Equal((ov.Family, ov.AnyresMaxTiles, ov.ImageTokenId, ov.VisionFeatureLayer, ov.VisionFeatureSelectStrategy), (orig.Family, orig.AnyresMaxTiles, orig.ImageTokenId, orig.VisionFeatureLayer, orig.VisionFeatureSelectStrategy));
         Assert.Equal(ov.Text, orig.Text);
         Assert.Equal(ov.Vision, orig.Vision);
-        Assert.Equal(ov.ImageGridPinpoints.Select(p => (p[0], p[1])), orig.ImageGridPinpoints.Select(p => (p[0], p[1])));
+        Assert.Equal(ov.ImageGridPinpoints, orig.ImageGridPinpoints);
     }
 
     [Theory]
@@ -56,8 +57,8 @@ public sealed class FamilyConfigTests
         var c = LlavaConfig.Parse(json);
         Assert.Equal((1152, 26, 16, 384, true), (c.Vision.HiddenSize, c.Vision.NumHiddenLayers, c.Vision.NumAttentionHeads, c.Vision.ImageSize, c.Vision.IsSiglip));
         Assert.Equal(36, c.ImageGridPinpoints.Count);
-        Assert.Equal([(384, 384), (384, 768)], c.ImageGridPinpoints.Take(2).Select(p => (p[0], p[1])));
-        Assert.Equal((2304, 2304), (c.ImageGridPinpoints[^1][0], c.ImageGridPinpoints[^1][1]));
+        Assert.Equal([new PixelSize(384, 384), new PixelSize(384, 768)], c.ImageGridPinpoints.Take(2));
+        Assert.Equal(new PixelSize(2304, 2304), c.ImageGridPinpoints[^1]);
     }
 
     [Theory]
@@ -82,7 +83,7 @@ public sealed class FamilyConfigTests
         Assert.Contains("unsupported image aspect ratio 'anyres_max_x'", Assert.Throws<NotSupportedException>(() => LlavaConfig.Parse(json)).Message);
         json = Json("tiny-onevision");
         json["image_grid_pinpoints"] = new JsonArray(new JsonArray(56, 100));
-        Assert.Contains("not a positive multiple of the 56-px tile", Assert.Throws<InvalidDataException>(() => LlavaConfig.Parse(json)).Message);
+        Assert.Contains("grid pinpoint [56, 100] is not a positive multiple of the tile size 56", Assert.Throws<InvalidDataException>(() => LlavaConfig.Parse(json)).Message);
         json = Json("tiny-onevision");
         json["vision_feature_select_strategy"] = "default";
         Assert.Contains("SigLIP has none", Assert.Throws<InvalidDataException>(() => LlavaConfig.Parse(json)).Message);

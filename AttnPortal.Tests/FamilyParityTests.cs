@@ -74,7 +74,7 @@ public sealed class FamilyParityTests
         int tile = config.Vision.ImageSize;
         var pixelValues = Fixture.Tensor<float>(images, "pixel_values");
         using var pixels = torch.tensor(pixelValues, [pixelValues.Length / (3 * tile * tile), 3, tile, tile]);
-        var packing = ImagePreparer.PackingFor(config, (int)size[0], (int)size[1]);
+        var packing = ImagePreparer.Packing(ImagePreparer.Layout(config, new PixelSize((int)size[0], (int)size[1])));
         var schedule = AttentionSchedules.Parse(info["schedule"]!.GetValue<string>());
         bool seed = info["seed_compatible"]!.GetValue<bool>();
         var input = new GenerationInput(inputIds, inputIds.Select(id => id == config.ImageTokenId).ToArray(), pixels, packing, schedule, seed);
@@ -134,12 +134,13 @@ public sealed class FamilyParityTests
         var config = LlavaConfig.Load(CheckpointOf(run));
         var size = Fixture.Tensor<long>(RunFile(run), "image_sizes");
         int height = (int)size[0], width = (int)size[1];
-        var packing = ImagePreparer.PackingFor(config, height, width);
-        int count = ImagePreparer.TokenCount(config, packing);
+        var layout = ImagePreparer.Layout(config, new PixelSize(height, width));
+        var packing = ImagePreparer.Packing(layout);
+        int count = layout.TokenCount;
         Assert.Equal(info["image_tokens"]!.GetValue<int>(), count);
         Assert.Equal(info["tiles"]!.GetValue<int>(), packing.Tiles);
 
-        var views = ImagePreparer.AnyresViews(config, height, width, packing);
+        var views = ImagePreparer.Views(layout);
         Assert.Equal(["base", "tiles"], views.Take(2).Select(v => v.Name));
         var used = new HashSet<int>();
         foreach (var v in views.Take(2))

@@ -83,14 +83,21 @@ public sealed class ClipImageProcessor
         return new PreprocessedImage(pixels, frame, geometry);
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static float[] Normalise(byte[] frame, float[] lookup)
     {
-        int plane = frame.Length / 3;
         var pixels = new float[frame.Length];
-        var r = pixels.AsSpan(0, plane);
-        var g = pixels.AsSpan(plane, plane);
-        var b = pixels.AsSpan(2 * plane, plane);
+        Normalise(frame, lookup, pixels);
+        return pixels;
+    }
+
+    /// <summary>HWC bytes -> CHW floats through a table of <see cref="BuildLookup"/> (shared with <see cref="AnyresImageProcessor"/>).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    internal static void Normalise(ReadOnlySpan<byte> frame, float[] lookup, Span<float> pixels)
+    {
+        int plane = frame.Length / 3;
+        var r = pixels.Slice(0, plane);
+        var g = pixels.Slice(plane, plane);
+        var b = pixels.Slice(2 * plane, plane);
         var lr = lookup.AsSpan(0, 256);
         var lg = lookup.AsSpan(256, 256);
         var lb = lookup.AsSpan(512, 256);
@@ -100,7 +107,6 @@ public sealed class ClipImageProcessor
             g[i] = lg[frame[s + 1]];
             b[i] = lb[frame[s + 2]];
         }
-        return pixels;
     }
 
     /// <summary>
@@ -130,7 +136,7 @@ public sealed class ClipImageProcessor
     /// transformers: rescale = (image.astype(float64) * factor).astype(float32); normalize = (x - mean) / std with
     /// mean and std as float32 arrays. Inputs are bytes, so one table per channel holds every possible result.
     /// </summary>
-    private static float[] BuildLookup(ClipPreprocessConfig cfg)
+    internal static float[] BuildLookup(ClipPreprocessConfig cfg)
     {
         var lut = new float[3 * 256];
         for (int c = 0; c < 3; c++)

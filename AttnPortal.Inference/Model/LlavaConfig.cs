@@ -1,6 +1,7 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using AttnPortal.Inference.Generation;
+using AttnPortal.Inference.Images;
 
 namespace AttnPortal.Inference.Model;
 
@@ -47,7 +48,7 @@ public sealed record LlavaConfig(
     public LlavaFamily Family { get; init; } = LlavaFamily.Llava;
 
     /// <summary>Anyres resolutions, [height, width] each (LLaVA-NeXT and OneVision).</summary>
-    public IReadOnlyList<int[]> ImageGridPinpoints { get; init; } = [];
+    public IReadOnlyList<PixelSize> ImageGridPinpoints { get; init; } = [];
 
     /// <summary>OneVision's anyres_max_N: grids larger than about N tiles of features are downscaled.</summary>
     public int? AnyresMaxTiles { get; init; }
@@ -146,9 +147,11 @@ public sealed record LlavaConfig(
             throw new NotSupportedException($"unsupported projector_hidden_act '{ProjectorHiddenAct}'");
         if (IsAnyres && ImageGridPinpoints.Count == 0)
             throw new InvalidDataException("image_grid_pinpoints is missing or empty: LLaVA-NeXT/OneVision need the anyres resolutions");
-        foreach (var p in ImageGridPinpoints)
-            if (p.Length != 2 || p[0] <= 0 || p[1] <= 0 || p[0] % Vision.ImageSize != 0 || p[1] % Vision.ImageSize != 0)
-                throw new InvalidDataException($"image_grid_pinpoints entry [{string.Join(", ", p)}] is not a positive multiple of the {Vision.ImageSize}-px tile");
+        if (IsAnyres)
+        {
+            try { AnyresLayout.ValidatePinpoints(ImageGridPinpoints, Vision.ImageSize); }
+            catch (ArgumentException e) { throw new InvalidDataException($"image_grid_pinpoints: {e.Message}"); }
+        }
         return this;
     }
 
@@ -196,7 +199,7 @@ public sealed record LlavaConfig(
     }
 
     /// <summary>"anyres_max_9" → 9; plain "anyres" → null (no downscale).</summary>
-    internal static int? AnyresMax(string aspect)
+    public static int? AnyresMax(string aspect)
     {
         if (aspect == "anyres") return null;
         const string prefix = "anyres_max_";
@@ -205,21 +208,21 @@ public sealed record LlavaConfig(
     }
 
     /// <summary>image_grid_pinpoints as [[h, w], ...], or the original code's "(1x1),...,(6x6)" range of tile multiples.</summary>
-    internal static IReadOnlyList<int[]> Pinpoints(JsonNode? node, int tile)
+    internal static IReadOnlyList<PixelSize> Pinpoints(JsonNode? node, int tile)
     {
         switch (node)
         {
             case JsonArray a:
-                return a.Select(p => p is JsonArray pair ? pair.Select(x => x!.GetValue<int>()).ToArray()
+                return a.Select(p => p is JsonArray { Count: 2 } pair ? new PixelSize(pair[0]!.GetValue<int>(), pair[1]!.GetValue<int>())
                     : throw new InvalidDataException("image_grid_pinpoints must be a list of [height, width] pairs")).ToArray();
             case JsonValue v when v.TryGetValue<string>(out var s):
                 var m = System.Text.RegularExpressions.Regex.Matches(s, @"\((\d+)x(\d+)\)");
                 if (m.Count < 2) throw new InvalidDataException($"image_grid_pinpoints '{s}' is not a range like (1x1),...,(6x6)");
                 int h0 = int.Parse(m[0].Groups[1].Value), w0 = int.Parse(m[0].Groups[2].Value);
                 int h1 = int.Parse(m[^1].Groups[1].Value), w1 = int.Parse(m[^1].Groups[2].Value);
-                var list = new List<int[]>();
+                var list = new List<PixelSize>();
                 for (int i = h0; i <= h1; i++)
-                    for (int j = w0; j <= w1; j++) list.Add([i * tile, j * tile]);
+                    for (int j = w0; j <= w1; j++) list.Add(new PixelSize(i * tile, j * tile));
                 return list;
             default:
                 return [];
