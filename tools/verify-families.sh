@@ -13,8 +13,7 @@ echo "| run | input ids | generated ids | attention max abs diff | logits max ab
 echo "|---|---|---|---|---|"
 for json in "$fx"/runs/*.json; do
   run=$(basename "$json" .json)
-  read -r image question schedule seed < <(python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); print(j["image"], json.dumps(j["question"]), j["schedule"], "1" if j["seed_compatible"] else "0")' "$json")
-  question=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1]))' "$question")
+  IFS=$'\t' read -r image question schedule seed < <(python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); print(j["image"], j["question"], j["schedule"], int(j["seed_compatible"]), sep="\t")' "$json")
   case $run in onevision-lora-*) model=$fx/tiny-onevision-lora;; onevision-*) model=$fx/tiny-onevision;; *) model=$fx/tiny-next-mistral;; esac
   flags=(--schedule "$schedule"); [[ $seed == 1 ]] && flags+=(--seed-decoding)
   if ! "${cli[@]}" infer --model "$model" --image "$images/$image" --prompt "$question" --max-new-tokens 8 --save-logits \

@@ -1,7 +1,7 @@
 namespace AttnPortal.Inference.Text;
 
 /// <summary>What the engine needs of a checkpoint's tokenizer. Two implementations: SentencePiece BPE
-/// (<see cref="LlavaTokenizer"/>: LLaMA, Vicuna, Mistral) and byte-level BPE (ByteLevelBpeTokenizer: Qwen2).</summary>
+/// (<see cref="LlavaTokenizer"/>: LLaMA, Vicuna, Mistral) and byte-level BPE (<see cref="ByteLevelBpeTokenizer"/>: Qwen2).</summary>
 public interface ITokenizer
 {
     /// <summary>Token ids of the text, like transformers' tokenizer(text)["input_ids"].</summary>
