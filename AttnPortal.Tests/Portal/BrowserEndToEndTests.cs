@@ -176,4 +176,48 @@ public sealed class BrowserEndToEndTests(ITestOutputHelper output) : IAsyncLifet
         output.WriteLine($"browser timings: click Queue -> heatmap visible {queueToHeatmap.TotalMilliseconds:F0} ms; " +
             $"open a run view (page load -> heatmap and head grid loaded) {openRunView.TotalMilliseconds:F0} ms; progress values seen: {string.Join(", ", seen)}");
     }
+
+    [Fact]
+    public async Task AnyresRunViewCyclesViewsWithVAndPicksHeadsOnNonSquareTiles()
+    {
+        var runId = await _factory.AddAnyresRunAsync();
+        var page = await NewPageAsync();
+        await page.GotoAsync($"/runs/{runId}");
+        Assert.EndsWith("/login?ReturnUrl=%2Fruns%2F" + runId, page.Url, StringComparison.OrdinalIgnoreCase);
+        await page.FillAsync("input[name=email]", PortalFactory.ViewerEmail);
+        await page.FillAsync("input[name=password]", PortalFactory.Password);
+        await page.ClickAsync("button[type=submit]");
+        await page.WaitForURLAsync($"**/runs/{runId}");
+        // The run view focuses itself once its circuit is interactive (keys before that would go nowhere).
+        await page.WaitForFunctionAsync("() => document.activeElement?.dataset?.testid === 'run-view'");
+
+        var heatmap = page.Locator("[data-testid=heatmap]");
+        var heads = page.Locator("[data-testid=head-grid]");
+        await Assertions.Expect(page.Locator("[data-testid=view-picker]")).ToBeVisibleAsync();
+        await AssertLoadedAsync(heatmap, "tiles heatmap");
+        await AssertLoadedAsync(heads, "tiles head grid");
+        Assert.Equal(9, await NaturalWidthAsync(heatmap)); // the tiles first: 6 rows × 9 columns
+        Assert.Equal(2 * 6 + 1, await heads.EvaluateAsync<int>("img => img.naturalHeight"));
+
+        // A click on layer 1, head 2 of the 3 × 2 sprite of 9 × 6 tiles (1-px gaps), where a square tile would still be layer 0.
+        var box = (await heads.BoundingBoxAsync())!;
+        double sx = box.Width / (3 * 9 + 2), sy = box.Height / (2 * 6 + 1);
+        await heads.ClickAsync(new() { Position = new() { X = (float)((2 * 10 + 4.5) * sx), Y = (float)(8.5 * sy) } });
+        await Assertions.Expect(heatmap).ToHaveAttributeAsync("src", new Regex("layer=1&head=2&"));
+
+        // v: the next view, "tile 0,0" (3 × 3), with the same layer and head; the head grid follows.
+        await page.Keyboard.PressAsync("v");
+        await Assertions.Expect(heatmap).ToHaveAttributeAsync("src", new Regex(@"\?view=tile%200%2C0&step=0&layer=1&head=2&"));
+        await AssertLoadedAsync(heatmap, "tile heatmap");
+        Assert.Equal(3, await NaturalWidthAsync(heatmap));
+        await Assertions.Expect(heads).ToHaveAttributeAsync("src", new Regex(@"\?view=tile%200%2C0&"));
+        // The tile lies on [20, 80) × [10, 70) of the 200 × 130 photo.
+        var photo = (await page.Locator("[data-testid=photo]").BoundingBoxAsync())!;
+        var tile = (await heatmap.BoundingBoxAsync())!;
+        Assert.Equal(photo.X + photo.Width * 0.1, tile.X, 1.0);
+        Assert.Equal(photo.Width * 0.3, tile.Width, 1.0);
+        Assert.Equal(photo.Y + photo.Height * 10 / 130, tile.Y, 1.0);
+
+        lock (_browserErrors) Assert.True(_browserErrors.Count == 0, "browser errors:\n" + string.Join("\n", _browserErrors));
+    }
 }

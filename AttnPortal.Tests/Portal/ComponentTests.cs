@@ -105,7 +105,7 @@ public sealed class ComponentTests : BunitContext, IAsyncLifetime
             // A 400×200 photo padded to a square: the 400×400 frame starts 100 px above the photo.
             var pad = new ImageGeometry(400, 200, AspectMode.Pad, 336, 336, 0, -100, 400, 400);
             var stage = Render<HeatmapStage>(p => p.Add(c => c.ImageUrl, "/api/images/x").Add(c => c.HeatmapUrl, "/api/runs/y/heatmap.png?step=0")
-                .Add(c => c.Geometry, pad).Add(c => c.Opacity, 0.35));
+                .Add(c => c.Frame, pad.Frame).Add(c => c.ImageWidth, 400).Add(c => c.ImageHeight, 200).Add(c => c.Opacity, 0.35));
             Assert.Equal("/api/images/x", stage.Find("img[data-testid=photo]").GetAttribute("src"));
             var heat = stage.Find("img[data-testid=heatmap]");
             Assert.Equal("/api/runs/y/heatmap.png?step=0", heat.GetAttribute("src"));
@@ -118,7 +118,7 @@ public sealed class ComponentTests : BunitContext, IAsyncLifetime
 
             // A centre crop of a 300×200 photo: the frame is the middle 200×200.
             var crop = new ImageGeometry(300, 200, AspectMode.Crop, 336, 336, 50, 0, 200, 200);
-            stage.Render(p => p.Add(c => c.Geometry, crop));
+            stage.Render(p => p.Add(c => c.Frame, crop.Frame).Add(c => c.ImageWidth, 300));
             style = stage.Find("img[data-testid=heatmap]").GetAttribute("style")!;
             Assert.Contains("left: 16.6667%", style);
             Assert.Contains("width: 66.6667%", style);
@@ -126,6 +126,60 @@ public sealed class ComponentTests : BunitContext, IAsyncLifetime
             Assert.Contains("height: 100%", style);
         }
         finally { CultureInfo.CurrentCulture = previous; }
+    }
+
+    [Fact]
+    public void HeatmapStagePlacesAnAnyresViewByItsFrame()
+    {
+        string StyleFor(ImageRect frame)
+        {
+            var stage = Render<HeatmapStage>(p => p.Add(c => c.ImageUrl, "/api/images/x").Add(c => c.HeatmapUrl, "/api/runs/y/heatmap.png?view=tiles")
+                .Add(c => c.Frame, frame).Add(c => c.ImageWidth, 200).Add(c => c.ImageHeight, 130));
+            return stage.Find("img[data-testid=heatmap]").GetAttribute("style")!;
+        }
+        // The base view covers the whole 200×130 photo (its square grid stretched over it).
+        string whole = StyleFor(new ImageRect(0, 0, 200, 130));
+        Assert.Contains("left: 0%; top: 0%; width: 100%; height: 100%", whole);
+        // The tiles view lies on [20, 200) × [10, 130).
+        string tiles = StyleFor(new ImageRect(20, 10, 180, 120));
+        Assert.Contains("left: 10%; top: 7.6923%; width: 90%; height: 92.3077%", tiles);
+        // A tile reaching past the photo (padding the model saw) keeps its size and is clipped by the stage.
+        string tile = StyleFor(new ImageRect(140, 70, 80, 80));
+        Assert.Contains("left: 70%; top: 53.8462%; width: 40%; height: 61.5385%", tile);
+
+        // Without the image size there is nothing to place the heatmap on.
+        var unsized = Render<HeatmapStage>(p => p.Add(c => c.ImageUrl, "/api/images/x").Add(c => c.HeatmapUrl, "/h.png").Add(c => c.Frame, new ImageRect(0, 0, 1, 1)));
+        Assert.Empty(unsized.FindAll("[data-testid=heatmap]"));
+    }
+
+    [Fact]
+    public void ViewPickerAppearsOnlyWhenThereIsAChoiceAndReportsIt()
+    {
+        var image = new ImageGridView("image", 0, 24, 24, 24, new ImageRect(0, -50, 200, 200));
+        var single = Render<ViewPicker>(p => p.Add(c => c.Views, [image]).Add(c => c.Selected, "image"));
+        Assert.Empty(single.FindAll("[data-testid=view-picker]"));
+        Assert.Equal("", single.Markup.Trim());
+
+        ImageGridView[] views =
+        [
+            new("base", 0, 4, 4, 4, new ImageRect(0, 0, 200, 130)),
+            new("tiles", 16, 6, 9, 10, new ImageRect(20, 10, 180, 120)),
+            new("tile 0,0", 16, 3, 3, 10, new ImageRect(20, 10, 60, 60)),
+        ];
+        string? chosen = null;
+        var picker = Render<ViewPicker>(p => p.Add(c => c.Views, views).Add(c => c.Selected, "tiles").Add(c => c.SelectedChanged, (string v) => chosen = v));
+        var root = picker.Find("[data-testid=view-picker]");
+        Assert.Contains("View", root.TextContent); // the label
+        Assert.Equal("tiles (6×9)", picker.Find("[data-testid=view-picker] input").GetAttribute("value"));
+        var select = picker.FindComponent<MudBlazor.MudSelect<string>>();
+        picker.InvokeAsync(() => select.Instance.ValueChanged.InvokeAsync("base")).GetAwaiter().GetResult();
+        Assert.Equal("base", chosen);
+
+        // The `v` key: the next view, wrapping around; an unknown one starts at the first.
+        Assert.Equal("tile 0,0", ViewPicker.Next(views, "tiles"));
+        Assert.Equal("base", ViewPicker.Next(views, "tile 0,0"));
+        Assert.Equal("base", ViewPicker.Next(views, "gone"));
+        Assert.Equal("image", ViewPicker.Next([image], "image"));
     }
 
     [Fact]
@@ -159,7 +213,7 @@ public sealed class ComponentTests : BunitContext, IAsyncLifetime
     public void HeadGridTurnsAClickIntoLayerAndHead()
     {
         // 3 layers × 4 heads of 24×24 cells at 2 px with 2 px gaps: a 198×148 sprite, shown at zoom 2 (396×296 CSS px).
-        var layout = new HeadGridLayout(3, 4, 24, 2, 2);
+        var layout = new HeadGridLayout(3, 4, 24, 24, 2, 2);
         (int Layer, int Head)? picked = null;
         var grid = Render<HeadGrid>(p => p.Add(c => c.Url, "/api/runs/y/heads.png?step=0").Add(c => c.Layout, layout).Add(c => c.Zoom, 2)
             .Add(c => c.Picked, ((int Layer, int Head) h) => picked = h));

@@ -9,11 +9,15 @@ namespace AttnPortal.Tests.Portal;
 /// <summary>Who gets what: signed-out requests get nothing, a Viewer reads but cannot upload or queue, only an Admin sees the job dashboard.</summary>
 public sealed class PortalAccessTests(PortalAccessTests.Host host) : IClassFixture<PortalAccessTests.Host>
 {
-    /// <summary>One uploaded image and one finished run, so the signed-out requests below ask for things that exist.</summary>
+    /// <summary>
+    /// One uploaded image and one finished run, so the signed-out requests below ask for things that exist; and a run of
+    /// the same image with an anyres-shaped artifact.
+    /// </summary>
     public sealed class Host : PortalHost
     {
         public Guid ImageId { get; private set; }
         public Guid RunId { get; private set; }
+        public Guid AnyresRunId { get; private set; }
 
         protected override async Task SeedAsync()
         {
@@ -22,6 +26,7 @@ public sealed class PortalAccessTests(PortalAccessTests.Host host) : IClassFixtu
             RunId = (await PortalHttp.QueueAsync(researcher, PortalHttp.Queue([ImageId], "What is here?", [PortalFactory.DemoModel]))).Single();
             var run = await PortalHttp.WaitFinishedAsync(researcher, RunId);
             if (run.Status != "Succeeded") throw new InvalidOperationException($"setup run {run.Status}: {run.Error}");
+            AnyresRunId = await Factory.AddAnyresRunAsync();
         }
     }
 
@@ -92,6 +97,67 @@ public sealed class PortalAccessTests(PortalAccessTests.Host host) : IClassFixtu
         }
         using var missing = await viewer.GetAsync($"/api/runs/{Guid.NewGuid()}/heatmap.png");
         Assert.Equal(HttpStatusCode.NotFound, missing.StatusCode);
+        // A LLaVA-1.5 run has one view, "image"; the default.
+        Assert.Equal(await viewer.GetByteArrayAsync($"/api/runs/{host.RunId}/heatmap.png?step=1"),
+            await viewer.GetByteArrayAsync($"/api/runs/{host.RunId}/heatmap.png?step=1&view=image"));
+    }
+
+    [Fact]
+    public async Task EachViewOfAnAnyresRunIsRenderedOnItsOwnGrid()
+    {
+        using var viewer = await Factory.SignInAsync(PortalFactory.ViewerEmail);
+        string run = $"/api/runs/{host.AnyresRunId}";
+        async Task<Inference.Images.RgbImage> Png(string query)
+        {
+            using var response = await viewer.GetAsync($"{run}/{query}");
+            Assert.True(response.StatusCode == HttpStatusCode.OK, $"{query}: {(int)response.StatusCode} {await response.Content.ReadAsStringAsync()}");
+            return Inference.Images.RgbImage.Decode(await response.Content.ReadAsByteArrayAsync(), query);
+        }
+        foreach (var (query, width, height) in new[]
+                 {
+                     ("heatmap.png?view=tiles&step=0", 9, 6), ("heatmap.png?view=base", 4, 4), ("heatmap.png", 4, 4), // the first view
+                     ("heatmap.png?view=tile%201%2C2&layer=1", 3, 3),
+                     ("heads.png?view=tiles&step=2", 3 * 9 + 2, 2 * 6 + 1), ("heads.png?view=base", 3 * 4 + 2, 2 * 4 + 1),
+                     ("overlay.png?view=tiles&step=1", 200, 130),
+                 })
+        {
+            var png = await Png(query);
+            Assert.True((width, height) == (png.Width, png.Height), $"{query}: {png.Width}×{png.Height}, expected {width}×{height}");
+        }
+
+        // The tiles overlay leaves the photo alone left of x = 20; the base view covers all of it.
+        var photo = Inference.Images.RgbImage.Load(Fixture.Image("wide.png"));
+        var tiles = await Png("overlay.png?view=tiles&opacity=1");
+        var whole = await Png("overlay.png?view=base&opacity=1");
+        static byte[] Pixel(Inference.Images.RgbImage i, int x, int y) => i.Pixels.AsSpan((y * i.Width + x) * 3, 3).ToArray();
+        Assert.Equal(Pixel(photo, 5, 60), Pixel(tiles, 5, 60));
+        Assert.NotEqual(Pixel(photo, 5, 60), Pixel(whole, 5, 60));
+        Assert.NotEqual(Pixel(photo, 100, 60), Pixel(tiles, 100, 60));
+
+        using var unknown = await viewer.GetAsync($"{run}/heatmap.png?view=tile%209%2C9");
+        Assert.Equal(HttpStatusCode.BadRequest, unknown.StatusCode);
+        string error = await PortalHttp.ErrorOf(unknown);
+        Assert.Contains("unknown view 'tile 9,9'", error);
+        Assert.Contains("'tiles'", error);
+    }
+
+    [Fact]
+    public async Task RunViewOffersAViewChoiceOnlyWhenTheRunHasSeveral()
+    {
+        using var viewer = await Factory.SignInAsync(PortalFactory.ViewerEmail);
+        var parser = new AngleSharp.Html.Parser.HtmlParser();
+        var anyres = parser.ParseDocument(await viewer.GetStringAsync($"/runs/{host.AnyresRunId}"));
+        Assert.NotNull(anyres.QuerySelector("[data-testid=view-picker]"));
+        // The tiles (the whole image at full detail) come first, placed on their frame.
+        var heat = anyres.QuerySelector("img[data-testid=heatmap]")!;
+        Assert.StartsWith($"/api/runs/{host.AnyresRunId}/heatmap.png?view=tiles&", heat.GetAttribute("src"));
+        Assert.Contains("left: 10%; top: 7.6923%; width: 90%; height: 92.3077%", heat.GetAttribute("style"));
+        Assert.StartsWith($"/api/runs/{host.AnyresRunId}/heads.png?view=tiles&", anyres.QuerySelector("img[data-testid=head-grid]")?.GetAttribute("src"));
+        Assert.Equal(Rendering.AnyresArtifact.Steps, anyres.QuerySelectorAll("[data-testid=token]").Length);
+
+        var single = parser.ParseDocument(await viewer.GetStringAsync($"/runs/{host.RunId}"));
+        Assert.NotNull(single.QuerySelector("img[data-testid=heatmap]"));
+        Assert.Null(single.QuerySelector("[data-testid=view-picker]"));
     }
 
     [Fact]

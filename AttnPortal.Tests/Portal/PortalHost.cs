@@ -91,6 +91,33 @@ public sealed class PortalFactory(string dataDirectory, IReadOnlyDictionary<stri
         using var scope = Services.CreateScope();
         return query(scope.ServiceProvider.GetRequiredService<PortalDbContext>());
     }
+
+    /// <summary>
+    /// A finished run of wide.png, owned by the researcher, whose artifact is the hand-made anyres one
+    /// (<see cref="Rendering.AnyresArtifact"/>): the engine cannot run an anyres model here.
+    /// </summary>
+    public async Task<Guid> AddAnyresRunAsync()
+    {
+        using var scope = Services.CreateScope();
+        var db = scope.ServiceProvider.GetRequiredService<PortalDbContext>();
+        var researcher = await scope.ServiceProvider.GetRequiredService<UserManager<PortalUser>>().FindByEmailAsync(ResearcherEmail)
+            ?? throw new InvalidOperationException("start the portal first");
+        var image = await scope.ServiceProvider.GetRequiredService<Web.Services.ImageStore>()
+            .SaveAsync(File.ReadAllBytes(Fixture.Image("wide.png")), "wide.png", researcher.Id);
+        var id = Guid.NewGuid();
+        string artifact = Path.Combine("artifacts", $"{id}.safetensors");
+        Rendering.AnyresArtifact.Write(scope.ServiceProvider.GetRequiredService<Web.Services.PortalPaths>().Resolve(artifact));
+        var now = DateTime.UtcNow;
+        db.Runs.Add(new Run
+        {
+            Id = id, ImageId = image.Id, ModelName = "llava-onevision (hand-made artifact)", Schedule = "standard", Question = "What is red?",
+            Aspect = "pad", MaxNewTokens = Rendering.AnyresArtifact.Steps, Status = RunStatus.Succeeded, StepsDone = Rendering.AnyresArtifact.Steps,
+            GeneratedText = "A red", ArtifactPath = artifact, OwnerId = researcher.Id, BatchId = Guid.NewGuid(),
+            CreatedUtc = now, StartedUtc = now, FinishedUtc = now,
+        });
+        await db.SaveChangesAsync();
+        return id;
+    }
 }
 
 /// <summary>A portal host per test class: a fresh temporary data directory, removed at the end.</summary>

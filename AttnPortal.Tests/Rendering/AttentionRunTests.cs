@@ -59,7 +59,8 @@ public sealed class AttentionRunTests(RenderingArtifacts artifacts) : IClassFixt
         Assert.Equal(Array.IndexOf(ids, (long)HfImageTokenId), run.ImageTokenStart);
         Assert.Equal(576, run.ImageTokenCount);
         Assert.Equal(576, ids.Count(i => i == HfImageTokenId));
-        Assert.Equal(24, run.GridSide);
+        Assert.Equal(new ImageGridView("image", 0, 24, 24, 24, new ImageRect(0, 0, 24, 24)), Assert.Single(run.Views));
+        Assert.Equal((24, 24), (run.OriginalWidth, run.OriginalHeight)); // no metadata: the grid stands for the image
         Assert.Null(run.Geometry);
         Assert.Empty(run.InputTokens);
         Assert.Equal(run.ImageTokenStart, AttentionRun.Open(Reference, imageTokenId: HfImageTokenId).ImageTokenStart);
@@ -198,7 +199,11 @@ public sealed class AttentionRunTests(RenderingArtifacts artifacts) : IClassFixt
         Assert.Equal(artifacts.PadGeometry, run.Geometry);
         Assert.Equal(AspectMode.Pad, run.Geometry!.Mode);
         Assert.Equal((r.Generation.Steps, 3, 4), (run.Steps, run.Layers, run.Heads));
-        Assert.Equal((r.ImageTokenStart, 576, 24), (run.ImageTokenStart, run.ImageTokenCount, run.GridSide));
+        Assert.Equal((r.ImageTokenStart, 576), (run.ImageTokenStart, run.ImageTokenCount));
+        // The engine's one view, as written into the artifact's image.views.
+        Assert.Equal(new ImageGridView("image", 0, 24, 24, 24, artifacts.PadGeometry.Frame), Assert.Single(run.Views));
+        Assert.Equal(r.Image.Views, run.Views);
+        Assert.Equal((r.Image.OriginalWidth, r.Image.OriginalHeight), (run.OriginalWidth, run.OriginalHeight));
         Assert.Equal(r.InputTokens, run.InputTokens);
         Assert.Equal(r.GeneratedTokens, run.GeneratedTokens);
         Assert.Equal(r.GeneratedText, run.GeneratedText);
@@ -279,7 +284,9 @@ public sealed class AttentionRunTests(RenderingArtifacts artifacts) : IClassFixt
             .WriteAtomically(path);
 
         var run = AttentionRun.Open(path);
-        Assert.Equal(2, run.GridSide);
+        // No image.views (an artifact from before them): one view derived from grid and frame_in_original.
+        Assert.Equal(new ImageGridView("image", 0, 2, 2, 2, new ImageRect(0, -10, 40, 40)), Assert.Single(run.Views));
+        Assert.Equal((40, 20), (run.OriginalWidth, run.OriginalHeight));
         Assert.Equal(new ImageGeometry(40, 20, AspectMode.Pad, 28, 28, 0, -10, 40, 40), run.Geometry);
         // Row (s, l, 0) holds the values (2s + l) * 7 + key; the image keys are 1..4.
         Assert.Equal(new float[] { 15, 16, 17, 18 }, run.ImageGrid(new AttentionSelection(1, 0, 0)));

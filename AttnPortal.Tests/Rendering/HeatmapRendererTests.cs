@@ -21,6 +21,15 @@ public sealed class HeatmapRendererTests
         return grid;
     }
 
+    /// <summary>LLaVA-1.5's one view: the 24 × 24 grid over the model frame.</summary>
+    private static ImageGridView ViewOf(ImageGeometry geometry) => new("image", 0, Side, Side, Side, geometry.Frame);
+
+    /// <summary>The overlay of a 24 × 24 grid over <paramref name="geometry"/>'s frame on <paramref name="image"/>.</summary>
+    private static byte[] Overlay(RgbImage image, ImageGeometry geometry, float[] grid, Colormap colormap, float opacity,
+        int maxWidth = 1024, OverlayOptions? options = null) =>
+        HeatmapRenderer.OverlayPng(OverlayBackdrop.Create(image, geometry.OriginalWidth, geometry.OriginalHeight, maxWidth), ViewOf(geometry),
+            grid, colormap, opacity, Normalization.MinMax, options);
+
     private static SKBitmap Decode(byte[] png) => SKBitmap.Decode(png) ?? throw new Xunit.Sdk.XunitException("not a PNG");
 
     private static ImageRect Scale(ImageRect r, double sx, double sy) => new(r.X * sx, r.Y * sy, r.Width * sx, r.Height * sy);
@@ -36,7 +45,7 @@ public sealed class HeatmapRendererTests
     /// </summary>
     private static int CheckHotCell(RgbImage image, ImageGeometry geometry, int row, int col, int maxWidth, bool uniformPhoto = true)
     {
-        var png = HeatmapRenderer.OverlayPng(image, geometry, HotCell(row, col), Side, Colormap.Gray, 1f, Normalization.MinMax, maxWidth);
+        var png = Overlay(image, geometry, HotCell(row, col), Colormap.Gray, 1f, maxWidth);
         using var bitmap = Decode(png);
         int expectedWidth = Math.Min(maxWidth, image.Width);
         Assert.Equal(expectedWidth, bitmap.Width);
@@ -125,10 +134,11 @@ public sealed class HeatmapRendererTests
         var bytes = File.ReadAllBytes(Fixture.Image("wide.png"));
         var wide = RgbImage.Decode(bytes, "wide.png");
         var padGeometry = GeometryOf(wide, AspectMode.Pad);
-        var png = HeatmapRenderer.OverlayPng(bytes, padGeometry, HotCell(12, 12), Side, Colormap.Viridis, 0.6f, Normalization.MinMax);
+        var png = HeatmapRenderer.OverlayPng(OverlayBackdrop.Create(bytes, padGeometry.OriginalWidth, padGeometry.OriginalHeight), ViewOf(padGeometry),
+            HotCell(12, 12), Colormap.Viridis, 0.6f, Normalization.MinMax);
         using var bitmap = Decode(png);
         Assert.Equal((wide.Width, wide.Height), (bitmap.Width, bitmap.Height)); // smaller than 1024: kept
-        Assert.Throws<ArgumentException>(() => HeatmapRenderer.OverlayPng(image, padGeometry, HotCell(0, 0), Side, Colormap.Gray, 1, Normalization.MinMax));
+        Assert.Throws<ArgumentException>(() => Overlay(image, padGeometry, HotCell(0, 0), Colormap.Gray, 1)); // the wrong photo for the run
     }
 
     [Fact]
@@ -136,12 +146,12 @@ public sealed class HeatmapRendererTests
     {
         var image = Uniform(336, 336);
         var geometry = GeometryOf(image, AspectMode.Pad);
-        var png = HeatmapRenderer.OverlayPng(image, geometry, HotCell(4, 4), Side, Colormap.Gray, 0.5f, Normalization.MinMax);
+        var png = Overlay(image, geometry, HotCell(4, 4), Colormap.Gray, 0.5f);
         using var bitmap = Decode(png);
         Assert.InRange((int)bitmap.GetPixel(4 * 14 + 7, 4 * 14 + 7).Red, 191, 192); // (128 + 255) / 2
         Assert.InRange((int)bitmap.GetPixel(200, 200).Red, 64, 65);                // (128 + 0) / 2
 
-        png = HeatmapRenderer.OverlayPng(image, geometry, HotCell(4, 4), Side, Colormap.Gray, 1f, Normalization.MinMax,
+        png = Overlay(image, geometry, HotCell(4, 4), Colormap.Gray, 1f,
             options: new OverlayOptions(AlphaFromValue: true));
         using var valueAlpha = Decode(png);
         Assert.Equal(255, valueAlpha.GetPixel(4 * 14 + 7, 4 * 14 + 7).Red);
@@ -153,7 +163,7 @@ public sealed class HeatmapRendererTests
     {
         var image = Uniform(500, 900);
         var geometry = GeometryOf(image, AspectMode.Crop);
-        var png = HeatmapRenderer.OverlayPng(image, geometry, HotCell(10, 15), Side, Colormap.Gray, 1f, Normalization.MinMax,
+        var png = Overlay(image, geometry, HotCell(10, 15), Colormap.Gray, 1f,
             options: new OverlayOptions(Smooth: true, OutsideFrameDim: 0.5f));
         using var bitmap = Decode(png);
         var cell = geometry.PatchCell(10, 15, Side);
@@ -184,9 +194,9 @@ public sealed class HeatmapRendererTests
             for (int i = 0; i < Side * Side; i++)
                 all[tile * Side * Side + i] = (float)(rng.NextDouble() * 0.5 * (tile + 1)); // every tile a different scale
 
-        var png = HeatmapRenderer.HeadGridPng(all, layers, heads, Side, Colormap.Gray, cell, gap);
+        var png = HeatmapRenderer.HeadGridPng(all, layers, heads, Side, Side, Colormap.Gray, cell, gap);
         using var bitmap = Decode(png);
-        var layout = new HeadGridLayout(layers, heads, Side, cell, gap);
+        var layout = new HeadGridLayout(layers, heads, Side, Side, cell, gap);
         Assert.Equal((4 * 48 + 3, 3 * 48 + 2), (bitmap.Width, bitmap.Height));
         Assert.Equal((layout.Width, layout.Height), (bitmap.Width, bitmap.Height));
         for (int l = 0; l < layers; l++)
@@ -206,11 +216,11 @@ public sealed class HeatmapRendererTests
         // Seven-billion-parameter shape: 32 layers x 32 heads, from a real AllHeads slice layout.
         var big = new float[32 * 32 * Side * Side];
         for (int i = 0; i < big.Length; i++) big[i] = (float)rng.NextDouble();
-        using var sprite = Decode(HeatmapRenderer.HeadGridPng(big, 32, 32, Side, Colormap.Viridis, cellPixels: 3, gap: 2,
+        using var sprite = Decode(HeatmapRenderer.HeadGridPng(big, 32, 32, Side, Side, Colormap.Viridis, cellPixels: 3, gap: 2,
             background: SKColors.White));
         Assert.Equal((32 * 72 + 31 * 2, 32 * 72 + 31 * 2), (sprite.Width, sprite.Height));
         Assert.Equal(SKColors.White, sprite.GetPixel(72, 0));
-        Assert.Throws<ArgumentException>(() => HeatmapRenderer.HeadGridPng(big, 32, 31, Side, Colormap.Viridis));
+        Assert.Throws<ArgumentException>(() => HeatmapRenderer.HeadGridPng(big, 32, 31, Side, Side, Colormap.Viridis));
     }
 
     [Fact]
@@ -218,7 +228,7 @@ public sealed class HeatmapRendererTests
     {
         var grid = new float[Side * Side];
         for (int i = 0; i < grid.Length; i++) grid[i] = i;
-        using var bitmap = Decode(HeatmapRenderer.HeatmapPng(grid, Side, Colormap.Magma, scale: 4));
+        using var bitmap = Decode(HeatmapRenderer.HeatmapPng(grid, Side, Side, Colormap.Magma, scale: 4));
         Assert.Equal((96, 96), (bitmap.Width, bitmap.Height));
         for (int r = 0; r < Side; r += 5)
             for (int c = 0; c < Side; c += 3)
@@ -230,7 +240,7 @@ public sealed class HeatmapRendererTests
         using var bar = Decode(HeatmapRenderer.ColorbarPng(Colormap.Viridis, 256, 10));
         Assert.Equal(new SKColor(0x44, 0x01, 0x54), bar.GetPixel(0, 5));
         Assert.Equal(new SKColor(0xFD, 0xE7, 0x25), bar.GetPixel(255, 9));
-        Assert.Throws<ArgumentException>(() => HeatmapRenderer.HeatmapPng(new float[10], Side, Colormap.Gray));
+        Assert.Throws<ArgumentException>(() => HeatmapRenderer.HeatmapPng(new float[10], Side, Side, Colormap.Gray));
     }
 }
 

@@ -4,8 +4,9 @@ namespace AttnPortal.Tests.Rendering;
 
 public sealed class PngCacheTests
 {
-    private static PngCacheKey Key(int step, string run = "run-1", string colormap = "viridis", float opacity = 0.6f, string kind = "overlay", string? variant = null) =>
-        new(run, kind, new AttentionSelection(step, null, 3), colormap, opacity, variant);
+    private static PngCacheKey Key(int step, string run = "run-1", string colormap = "viridis", float opacity = 0.6f, string kind = "overlay",
+        string? variant = null, string view = "image") =>
+        new(run, kind, view, new AttentionSelection(step, null, 3), colormap, opacity, variant);
 
     private static byte[] Png(int size, byte fill) => Enumerable.Repeat(fill, size).ToArray();
 
@@ -26,7 +27,8 @@ public sealed class PngCacheTests
         var variants = new[]
         {
             Key(1), Key(0, run: "run-2"), Key(0, colormap: "magma"), Key(0, opacity: 0.7f), Key(0, kind: "heads"),
-            Key(0, variant: "minmax"), new PngCacheKey("run-1", "overlay", new AttentionSelection(0, 2, 3), "viridis", 0.6f),
+            Key(0, variant: "minmax"), new PngCacheKey("run-1", "overlay", "image", new AttentionSelection(0, 2, 3), "viridis", 0.6f),
+            Key(0, view: "tiles"), Key(0, view: "tile 0,1"),
         };
         foreach (var other in variants)
         {

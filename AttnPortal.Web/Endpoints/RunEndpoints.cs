@@ -1,6 +1,7 @@
 using System.Security.Claims;
 using AttnPortal.Data;
 using AttnPortal.Inference;
+using AttnPortal.Inference.Images;
 using AttnPortal.Web.Services;
 using Microsoft.AspNetCore.Mvc;
 using Microsoft.EntityFrameworkCore;
@@ -57,13 +58,14 @@ public static class RunEndpoints
                 ? Results.File(paths.Resolve(path), "application/octet-stream", $"attnportal-{id}.safetensors")
                 : Results.NotFound());
 
-        // Rendered views of a finished run: ?step=&layer=&head= (absent = mean over that axis), &cmap=, &opacity=.
-        api.MapGet("/runs/{id:guid}/heatmap.png", async (HttpContext http, Guid id, int? step, int? layer, int? head, string? cmap, ArtifactViews views) =>
-            await Render(http, id, views, cmap, (v, run, c) => views.Heatmap(id, run.Attention, new(step, layer, head), c)));
-        api.MapGet("/runs/{id:guid}/heads.png", async (HttpContext http, Guid id, int? step, string? cmap, ArtifactViews views) =>
-            await Render(http, id, views, cmap, (v, run, c) => views.HeadGrid(id, run.Attention, step, c)));
-        api.MapGet("/runs/{id:guid}/overlay.png", async (HttpContext http, Guid id, int? step, int? layer, int? head, string? cmap, float? opacity, ArtifactViews views) =>
-            await Render(http, id, views, cmap, (v, run, c) => views.Overlay(id, run.Run, run.Attention, new(step, layer, head), c, Math.Clamp(opacity ?? 0.6f, 0, 1))));
+        // Rendered views of a finished run: ?view= (one of the run's image grids, default the first), &step=&layer=&head=
+        // (absent = mean over that axis), &cmap=, &opacity=.
+        api.MapGet("/runs/{id:guid}/heatmap.png", async (HttpContext http, Guid id, string? view, int? step, int? layer, int? head, string? cmap, ArtifactViews views) =>
+            await Render(http, id, views, view, cmap, (run, v, c) => views.Heatmap(id, run.Attention, v, new(step, layer, head), c)));
+        api.MapGet("/runs/{id:guid}/heads.png", async (HttpContext http, Guid id, string? view, int? step, string? cmap, ArtifactViews views) =>
+            await Render(http, id, views, view, cmap, (run, v, c) => views.HeadGrid(id, run.Attention, v, step, c)));
+        api.MapGet("/runs/{id:guid}/overlay.png", async (HttpContext http, Guid id, string? view, int? step, int? layer, int? head, string? cmap, float? opacity, ArtifactViews views) =>
+            await Render(http, id, views, view, cmap, (run, v, c) => views.Overlay(id, run.Run, run.Attention, v, new(step, layer, head), c, Math.Clamp(opacity ?? 0.6f, 0, 1))));
 
         api.MapGet("/images/{id:guid}", async (Guid id, PortalDbContext db, PortalPaths paths) =>
             await db.Images.AsNoTracking().SingleOrDefaultAsync(i => i.Id == id) is { } image
@@ -71,17 +73,18 @@ public static class RunEndpoints
                 : Results.NotFound());
     }
 
-    private static async Task<IResult> Render(HttpContext http, Guid id, ArtifactViews views, string? cmap,
-        Func<ArtifactViews, (Run Run, Rendering.AttentionRun Attention), Rendering.Colormap, byte[]> render)
+    private static async Task<IResult> Render(HttpContext http, Guid id, ArtifactViews views, string? viewName, string? cmap,
+        Func<(Run Run, Rendering.AttentionRun Attention), ImageGridView, Rendering.Colormap, byte[]> render)
     {
         if (!Rendering.Colormap.TryParse(cmap ?? "viridis", out var colormap))
             return Results.BadRequest(new { error = $"unknown colormap '{cmap}' (use {string.Join(", ", Rendering.Colormap.Names)})" });
         if (await views.OpenAsync(id) is not ({ } record, { } attention)) return Results.NotFound();
-        var run = (Run: record, Attention: attention);
-        // A finished run never changes, so its views can be cached: the run view preloads neighbouring tokens.
+        var view = viewName is null ? attention.Views[0] : attention.FindView(viewName);
+        if (view is null)
+            return Results.BadRequest(new { error = $"unknown view '{viewName}' (this run has {string.Join(", ", attention.Views.Select(v => $"'{v.Name}'"))})" });
         try
         {
-            var png = render(views, run, colormap);
+            var png = render((record, attention), view, colormap);
             // A finished run never changes: let the browser keep its views (the run view preloads neighbouring tokens).
             http.Response.Headers.CacheControl = "private, max-age=86400, immutable";
             return Results.File(png, "image/png");

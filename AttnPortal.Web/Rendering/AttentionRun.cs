@@ -10,8 +10,9 @@ namespace AttnPortal.Web.Rendering;
 
 /// <summary>
 /// One run's attention artifact (README.md, "The attention artifact") read once into memory for a run view: the
-/// <c>attention</c> tensor [steps, layers, heads, keys], ids, modality, token strings and the image geometry. Every
-/// query allocates its own result and nothing is mutated after loading, so one instance serves concurrent requests.
+/// <c>attention</c> tensor [steps, layers, heads, keys], ids, modality, token strings and the image views (the grids
+/// the image tokens form and where each lies on the photo). Every query allocates its own result and nothing is
+/// mutated after loading, so one instance serves concurrent requests.
 /// </summary>
 /// <remarks>
 /// A LLaVA-1.5-7B run of N tokens holds N × 32 × 32 × (L + N − 1) floats: 83 MB for 32 tokens after a 601-token
@@ -28,6 +29,7 @@ public sealed class AttentionRun
     private readonly KeyModality[] _modality;
     private readonly string[] _inputTokens;
     private readonly string[] _generatedTokens;
+    private readonly ImageGridView[] _views;
 
     /// <summary>The file this run was read from, if any.</summary>
     public string? SourcePath { get; }
@@ -40,8 +42,17 @@ public sealed class AttentionRun
     public int PromptLength => _inputIds.Length;
     public int ImageTokenStart { get; }
     public int ImageTokenCount { get; }
-    /// <summary>Side of the square patch grid the image tokens form, row-major (24 for 576 tokens).</summary>
-    public int GridSide { get; }
+    /// <summary>
+    /// The regular grids the image tokens form, each laid over a rectangle of the original image: LLaVA-1.5's one
+    /// 24 × 24 "image"; for anyres models "base", "tiles" (newline tokens skipped) and "tile r,c". Never empty.
+    /// </summary>
+    public IReadOnlyList<ImageGridView> Views => _views;
+    /// <summary>
+    /// The size of the original image, the coordinate system of the views' frames. An artifact without metadata does
+    /// not say: its one view is then taken to be the whole image, one pixel per patch.
+    /// </summary>
+    public int OriginalWidth { get; }
+    public int OriginalHeight { get; }
     public IReadOnlyList<long> InputIds => _inputIds;
     public IReadOnlyList<long> GeneratedIds => _generatedIds;
     /// <summary>Per key: text, image or generated.</summary>
@@ -51,7 +62,8 @@ public sealed class AttentionRun
     /// <summary>The generated token strings (empty when the artifact has no metadata).</summary>
     public IReadOnlyList<string> GeneratedTokens => _generatedTokens;
     public string? GeneratedText { get; }
-    /// <summary>Where the model frame lies on the original image; null for an artifact without metadata.</summary>
+    /// <summary>Where LLaVA-1.5's model frame lies on the original image (also its one view's frame); null for anyres runs
+    /// and artifacts without metadata.</summary>
     public ImageGeometry? Geometry { get; }
     /// <summary>The <c>attnportal</c> metadata document, or null.</summary>
     public JsonObject? Metadata { get; }
@@ -61,10 +73,15 @@ public sealed class AttentionRun
     /// <summary>Builds a run from tensors already in memory (the arrays are kept, not copied).</summary>
     /// <param name="attention">[steps, layers, heads, keys] with keys = inputIds.Length + steps − 1.</param>
     /// <param name="modality">Per key (0 text, 1 image, 2 generated); derived from the image token range when null.</param>
+    /// <param name="views">The image token grids; when null the image tokens must form one square grid, laid over
+    /// <paramref name="geometry"/>'s frame (or, without geometry, over the whole image).</param>
+    /// <param name="originalSize">The original image's size; needed with <paramref name="views"/>, else taken from
+    /// <paramref name="geometry"/>, else the grid itself.</param>
     public AttentionRun(float[] attention, int steps, int layers, int heads, long[] inputIds, long[] generatedIds,
         int imageTokenStart, int imageTokenCount, byte[]? modality = null, ImageGeometry? geometry = null,
         string[]? inputTokens = null, string[]? generatedTokens = null, string? generatedText = null,
-        JsonObject? metadata = null, string? sourcePath = null)
+        JsonObject? metadata = null, string? sourcePath = null,
+        IReadOnlyList<ImageGridView>? views = null, (int Width, int Height)? originalSize = null)
     {
         ArgumentNullException.ThrowIfNull(attention);
         ArgumentNullException.ThrowIfNull(inputIds);
@@ -79,9 +96,26 @@ public sealed class AttentionRun
             throw new ArgumentException($"attention has {attention.LongLength} values; [{steps}, {layers}, {heads}, {keys}] (keys = prompt {inputIds.Length} + steps − 1) needs {(long)steps * layers * heads * keys}");
         if (imageTokenCount <= 0 || imageTokenStart < 0 || imageTokenStart + (long)imageTokenCount > inputIds.Length)
             throw new ArgumentException($"image tokens [{imageTokenStart}, {imageTokenStart + (long)imageTokenCount}) do not lie inside the {inputIds.Length}-token prompt");
-        int side = (int)Math.Round(Math.Sqrt(imageTokenCount));
-        if (side * side != imageTokenCount)
-            throw new ArgumentException($"{imageTokenCount} image tokens do not form a square grid");
+        var size = originalSize ?? (geometry is null ? null : (geometry.OriginalWidth, geometry.OriginalHeight));
+        if (views is null)
+        {
+            int side = (int)Math.Round(Math.Sqrt(imageTokenCount));
+            if (side * side != imageTokenCount)
+                throw new ArgumentException($"{imageTokenCount} image tokens do not form a square grid (and no views say how they are laid out)");
+            size ??= (side, side);
+            views = [new ImageGridView("image", 0, side, side, side, geometry?.Frame ?? new ImageRect(0, 0, side, side))];
+        }
+        if (size is not { } imageSize) throw new ArgumentException("image views need the original image size");
+        if (imageSize.Width <= 0 || imageSize.Height <= 0)
+            throw new ArgumentException($"the original image size {imageSize.Width}×{imageSize.Height} is not positive");
+        if (views.Count == 0) throw new ArgumentException("the image has no views");
+        var names = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var view in views)
+        {
+            if (view is null) throw new ArgumentException("a view is null");
+            CheckView(view, imageTokenCount);
+            if (!names.Add(view.Name)) throw new ArgumentException($"two views are named '{view.Name}'");
+        }
         if (inputTokens is not null && inputTokens.Length != inputIds.Length)
             throw new ArgumentException($"{inputTokens.Length} input token strings for {inputIds.Length} input ids");
         if (generatedTokens is not null && generatedTokens.Length != steps)
@@ -110,7 +144,8 @@ public sealed class AttentionRun
         _attention = attention;
         (Steps, Layers, Heads, Keys) = (steps, layers, heads, (int)keys);
         (_inputIds, _generatedIds) = (inputIds, generatedIds);
-        (ImageTokenStart, ImageTokenCount, GridSide) = (imageTokenStart, imageTokenCount, side);
+        (ImageTokenStart, ImageTokenCount) = (imageTokenStart, imageTokenCount);
+        (_views, OriginalWidth, OriginalHeight) = (views.ToArray(), imageSize.Width, imageSize.Height);
         _inputTokens = inputTokens ?? [];
         _generatedTokens = generatedTokens ?? [];
         (GeneratedText, Geometry, Metadata, SourcePath) = (generatedText, geometry, metadata, sourcePath);
@@ -153,23 +188,26 @@ public sealed class AttentionRun
         string[]? inputTokens, generatedTokens;
         string? generatedText;
         ImageGeometry? geometry;
+        ImageGridView[]? views;
+        (int, int)? originalSize = Int(image?["width"]) is int w && Int(image?["height"]) is int h ? (w, h) : null;
         try
         {
             inputTokens = Strings(meta?["tokens"]?["input"]);
             generatedTokens = Strings(meta?["tokens"]?["generated"]);
             generatedText = meta?["tokens"]?["generated_text"]?.GetValue<string>();
             geometry = ParseGeometry(image, (int)Math.Round(Math.Sqrt(count)));
+            views = ParseViews(image?["views"]);
         }
         catch (Exception e) when (e is FormatException or InvalidOperationException or ArgumentException)
         {
-            throw new InvalidDataException($"{name}: bad tokens or image geometry in the metadata ({e.Message})");
+            throw new InvalidDataException($"{name}: bad tokens, image geometry or views in the metadata ({e.Message})");
         }
 
         var attention = ReadF32(file, attInfo);
         try
         {
             return new AttentionRun(attention, steps, layers, heads, inputIds, generatedIds, start, count, modality, geometry,
-                inputTokens, generatedTokens, generatedText, meta, Path.GetFullPath(path));
+                inputTokens, generatedTokens, generatedText, meta, Path.GetFullPath(path), views, originalSize);
         }
         catch (ArgumentException e)
         {
@@ -201,33 +239,42 @@ public sealed class AttentionRun
     public string? PredictedToken(int step) =>
         _generatedTokens.Length > 0 ? _generatedTokens[Check(step, Steps, nameof(step))] : null;
 
+    /// <summary>The view called <paramref name="name"/>, or null.</summary>
+    public ImageGridView? FindView(string name) => Array.Find(_views, v => v.Name == name);
+
+    /// <summary>The view that shows the whole image in the most detail: "tiles" for anyres runs, else the first.</summary>
+    public ImageGridView PreferredView => FindView("tiles") ?? _views[0];
+
     /// <summary>
-    /// The selected query's attention over the image tokens, row-major <see cref="GridSide"/> × <see cref="GridSide"/>
-    /// (token <c>start + r * side + c</c> is patch row r, column c), averaged over every axis left null.
+    /// The selected query's attention over <paramref name="view"/>'s tokens (the first view when null), row-major
+    /// rows × cols (cell r, c is image token <see cref="ImageGridView.TokenIndex"/>(r, c)), averaged over every axis
+    /// left null.
     /// </summary>
-    public float[] ImageGrid(AttentionSelection selection) => MeanRows(selection, ImageTokenStart, ImageTokenCount);
+    public float[] ImageGrid(AttentionSelection selection, ImageGridView? view = null) => MeanRows(selection, Strips(view));
 
     /// <summary>The selected query's attention over every key, [keys] (a mean over steps counts keys a step cannot see yet as 0).</summary>
-    public float[] KeyRow(AttentionSelection selection) => MeanRows(selection, 0, Keys);
+    public float[] KeyRow(AttentionSelection selection) => MeanRows(selection, new KeyStrips(0, Keys, 1, Keys));
 
     /// <summary>
-    /// Every layer's and head's image attention for one step (or the mean over steps when null):
-    /// [layers, heads, GridSide²] contiguous, i.e. attention[step, :, :, start:start + count].
+    /// Every layer's and head's attention over <paramref name="view"/> (the first view when null) for one step, or the
+    /// mean over steps when null: [layers, heads, rows · cols] contiguous, each head's grid as <see cref="ImageGrid"/>.
     /// </summary>
-    public float[] AllHeads(int? step)
+    public float[] AllHeads(int? step, ImageGridView? view = null)
     {
-        var result = new float[checked(Layers * Heads * ImageTokenCount)];
-        AllHeads(step, result);
+        var strips = Strips(view);
+        var result = new float[checked(Layers * Heads * strips.Total)];
+        AllHeads(step, result, view);
         return result;
     }
 
     /// <summary>
-    /// <see cref="AllHeads(int?)"/> into a caller's buffer of at least layers × heads × GridSide² floats (e.g. one
-    /// rented from an ArrayPool: for a 7B run a fresh 2.4 MB array costs more in page faults than the copy itself).
+    /// <see cref="AllHeads(int?, ImageGridView?)"/> into a caller's buffer of at least layers × heads × rows · cols floats
+    /// (e.g. one rented from an ArrayPool: for a 7B run a fresh 2.4 MB array costs more in page faults than the copy itself).
     /// </summary>
-    public void AllHeads(int? step, Span<float> destination)
+    public void AllHeads(int? step, Span<float> destination, ImageGridView? view = null)
     {
-        int n = ImageTokenCount, total = checked(Layers * Heads * n);
+        var strips = Strips(view);
+        int n = strips.Total, total = checked(Layers * Heads * n);
         if (destination.Length < total)
             throw new ArgumentException($"the destination holds {destination.Length} floats; {Layers} layers × {Heads} heads × {n} need {total}", nameof(destination));
         if (step is int s)
@@ -235,7 +282,7 @@ public sealed class AttentionRun
             Check(s, Steps, nameof(step));
             for (int l = 0; l < Layers; l++)
                 for (int h = 0; h < Heads; h++)
-                    _attention.AsSpan(RowOffset(s, l, h) + ImageTokenStart, n).CopyTo(destination.Slice((l * Heads + h) * n, n));
+                    strips.Gather(_attention.AsSpan(RowOffset(s, l, h), Keys), destination.Slice((l * Heads + h) * n, n), add: false);
             return;
         }
         destination[..total].Clear();
@@ -243,7 +290,7 @@ public sealed class AttentionRun
             for (int h = 0; h < Heads; h++)
             {
                 var target = destination.Slice((l * Heads + h) * n, n);
-                for (int t = 0; t < Steps; t++) AddTo(target, _attention.AsSpan(RowOffset(t, l, h) + ImageTokenStart, n));
+                for (int t = 0; t < Steps; t++) strips.Gather(_attention.AsSpan(RowOffset(t, l, h), Keys), target, add: true);
                 Scale(target, 1f / Steps);
             }
     }
@@ -280,17 +327,18 @@ public sealed class AttentionRun
         return result;
     }
 
-    /// <summary>Mean of the selected rows over keys [start, start + count): heads summed in float, the rest in double.</summary>
-    private float[] MeanRows(AttentionSelection sel, int start, int count)
+    /// <summary>Mean of the selected rows over the keys of <paramref name="strips"/>: heads summed in float, the rest in double.</summary>
+    private float[] MeanRows(AttentionSelection sel, KeyStrips strips)
     {
         var (s0, s1) = Axis(sel.Step, Steps, "step");
         var (l0, l1) = Axis(sel.Layer, Layers, "layer");
         var (h0, h1) = Axis(sel.Head, Heads, "head");
+        int count = strips.Total;
         var result = new float[count];
         int rows = (s1 - s0) * (l1 - l0) * (h1 - h0);
         if (rows == 1)
         {
-            _attention.AsSpan(RowOffset(s0, l0, h0) + start, count).CopyTo(result);
+            strips.Gather(_attention.AsSpan(RowOffset(s0, l0, h0), Keys), result, add: false);
             return result;
         }
         var total = new double[count];
@@ -299,11 +347,40 @@ public sealed class AttentionRun
             for (int l = l0; l < l1; l++)
             {
                 heads.AsSpan().Clear();
-                for (int h = h0; h < h1; h++) AddTo(heads, _attention.AsSpan(RowOffset(s, l, h) + start, count));
+                for (int h = h0; h < h1; h++) strips.Gather(_attention.AsSpan(RowOffset(s, l, h), Keys), heads, add: true);
                 for (int i = 0; i < count; i++) total[i] += heads[i];
             }
         for (int i = 0; i < count; i++) result[i] = (float)(total[i] / rows);
         return result;
+    }
+
+    /// <summary>The keys of a view (the first when null), which must fit this run's image tokens.</summary>
+    private KeyStrips Strips(ImageGridView? view)
+    {
+        view ??= _views[0];
+        CheckView(view, ImageTokenCount);
+        return new KeyStrips(ImageTokenStart + view.TokenOffset, view.Cols, view.Rows, view.RowStride);
+    }
+
+    /// <summary>
+    /// <paramref name="Count"/> runs of <paramref name="Length"/> keys, <paramref name="Stride"/> apart from key
+    /// <paramref name="First"/> on: a view's rows (skipping newline tokens), or one run for a whole row.
+    /// </summary>
+    private readonly record struct KeyStrips(int First, int Length, int Count, int Stride)
+    {
+        public int Total => Length * Count;
+
+        /// <summary>Copies (or adds) the strips of one attention row into <paramref name="target"/>, back to back.</summary>
+        public void Gather(ReadOnlySpan<float> row, Span<float> target, bool add)
+        {
+            for (int i = 0; i < Count; i++)
+            {
+                var source = row.Slice(First + i * Stride, Length);
+                var into = target.Slice(i * Length, Length);
+                if (add) AddTo(into, source);
+                else source.CopyTo(into);
+            }
+        }
     }
 
     private int RowOffset(int step, int layer, int head) => (int)((((long)step * Layers + layer) * Heads + head) * Keys);
@@ -397,6 +474,40 @@ public sealed class AttentionRun
             || !double.IsFinite(geometry.FrameX) || !double.IsFinite(geometry.FrameY))
             throw new FormatException($"image {width}×{height}, frame {geometry.Frame}");
         return geometry;
+    }
+
+    /// <summary>image.views as written by AttentionArtifact.Describe; null when the artifact predates views.</summary>
+    private static ImageGridView[]? ParseViews(JsonNode? node)
+    {
+        if (node is null) return null;
+        if (node is not JsonArray array) throw new FormatException("image.views is not a list");
+        var views = new ImageGridView[array.Count];
+        for (int i = 0; i < views.Length; i++)
+        {
+            if (array[i] is not JsonObject v) throw new FormatException($"view {i} is not an object");
+            string name = v["name"] is JsonValue n && n.TryGetValue<string>(out var text) ? text : throw new FormatException($"view {i} has no name");
+            int Field(string key) => Int(v[key]) ?? throw new FormatException($"view '{name}' has no integer {key}");
+            double Edge(string key) => v["frame"]?[key] is JsonValue e && e.TryGetValue<double>(out double x) ? x
+                : throw new FormatException($"view '{name}' has no frame.{key}");
+            views[i] = new ImageGridView(name, Field("token_offset"), Field("rows"), Field("cols"), Field("row_stride"),
+                new ImageRect(Edge("x"), Edge("y"), Edge("width"), Edge("height")));
+        }
+        return views;
+    }
+
+    /// <summary>Throws unless every token of <paramref name="view"/> is one of the image tokens and its frame is a real rectangle.</summary>
+    private static void CheckView(ImageGridView view, int imageTokenCount)
+    {
+        string name = $"view '{view.Name}'";
+        if (string.IsNullOrWhiteSpace(view.Name)) throw new ArgumentException("a view has no name");
+        if (view.Rows <= 0 || view.Cols <= 0) throw new ArgumentException($"{name} is {view.Rows}×{view.Cols}; rows and columns must be positive");
+        if (view.RowStride < view.Cols) throw new ArgumentException($"{name}: row stride {view.RowStride} is less than its {view.Cols} columns (rows would overlap)");
+        long last = view.TokenOffset + (long)(view.Rows - 1) * view.RowStride + view.Cols - 1;
+        if (view.TokenOffset < 0 || last >= imageTokenCount)
+            throw new ArgumentException($"{name} uses image tokens {view.TokenOffset} to {last}, outside the {imageTokenCount} image tokens [0, {imageTokenCount})");
+        var f = view.Frame;
+        if (!double.IsFinite(f.X) || !double.IsFinite(f.Y) || !double.IsFinite(f.Width) || !double.IsFinite(f.Height) || f.Width <= 0 || f.Height <= 0)
+            throw new ArgumentException($"{name}: frame {f} is not a finite rectangle of positive size");
     }
 
     private static int? Int(JsonNode? node) => node is JsonValue v && v.TryGetValue<int>(out int i) ? i

@@ -8,7 +8,7 @@ namespace AttnPortal.Web.Rendering;
 /// <summary>Options of the photo overlay.</summary>
 /// <param name="Smooth">Bilinear interpolation between cell centres instead of crisp cells.</param>
 /// <param name="AlphaFromValue">Opacity × t per pixel, so that cold cells leave the photo visible.</param>
-/// <param name="OutsideFrameDim">Darken the parts of the photo the model never saw (crop mode) by this fraction, 0 to 1.</param>
+/// <param name="OutsideFrameDim">Darken the parts of the photo outside the view's frame (what a crop never showed the model) by this fraction, 0 to 1.</param>
 public sealed record OverlayOptions(bool Smooth = false, bool AlphaFromValue = false, float OutsideFrameDim = 0f)
 {
     public static OverlayOptions Default { get; } = new();
@@ -22,9 +22,10 @@ public sealed record OverlayOptions(bool Smooth = false, bool AlphaFromValue = f
 /// (<see cref="HeadGridPng"/>) and plain (<see cref="HeatmapPng"/>). Pure functions of their inputs; thread-safe.
 /// </summary>
 /// <remarks>
-/// Pixels are composed in managed code, so each cell covers exactly the output pixels whose centres fall inside its
-/// rectangle: pixel x belongs to column floor((x + 0.5 − frameX) / cellWidth). The photo overlay is true colour and
-/// encoded by SkiaSharp; heatmaps without a photo are palette images (<see cref="IndexedPng"/>), one byte per pixel.
+/// Every map is one view's rows × cols grid, row-major (<see cref="AttentionRun.ImageGrid"/>). Pixels are composed in
+/// managed code, so each cell covers exactly the output pixels whose centres fall inside its rectangle: pixel x belongs
+/// to column floor((x + 0.5 − frameX) / cellWidth). The photo overlay is true colour and encoded by SkiaSharp; heatmaps
+/// without a photo are palette images (<see cref="IndexedPng"/>), one byte per pixel.
 /// </remarks>
 public static class HeatmapRenderer
 {
@@ -34,42 +35,33 @@ public static class HeatmapRenderer
     /// </summary>
     private static readonly SKPngEncoderOptions OverlayEncoding = new(SKPngEncoderFilterFlags.Sub, 2);
 
-    /// <summary>Decodes <paramref name="originalImage"/>, downscales it and lays the grid over it; see <see cref="OverlayBackdrop"/> to reuse the photo across tokens.</summary>
-    public static byte[] OverlayPng(byte[] originalImage, ImageGeometry geometry, ReadOnlySpan<float> grid, int gridSide, Colormap colormap,
-        float opacity, Normalization normalization, int maxOutputWidth = 1024, OverlayOptions? options = null) =>
-        OverlayPng(OverlayBackdrop.Create(originalImage, geometry, maxOutputWidth), grid, gridSide, colormap, opacity, normalization, options);
-
-    /// <summary>Downscales <paramref name="originalImage"/> and lays the grid over it; see <see cref="OverlayBackdrop"/> to reuse the photo across tokens.</summary>
-    public static byte[] OverlayPng(RgbImage originalImage, ImageGeometry geometry, ReadOnlySpan<float> grid, int gridSide, Colormap colormap,
-        float opacity, Normalization normalization, int maxOutputWidth = 1024, OverlayOptions? options = null) =>
-        OverlayPng(OverlayBackdrop.Create(originalImage, geometry, maxOutputWidth), grid, gridSide, colormap, opacity, normalization, options);
-
-    /// <summary>The overlay of <paramref name="selection"/>'s image attention in <paramref name="run"/>.</summary>
-    public static byte[] OverlayPng(OverlayBackdrop backdrop, AttentionRun run, AttentionSelection selection, Colormap colormap,
-        float opacity, Normalization normalization, OverlayOptions? options = null)
+    /// <summary>The overlay of <paramref name="selection"/>'s attention over <paramref name="view"/> of <paramref name="run"/>.</summary>
+    public static byte[] OverlayPng(OverlayBackdrop backdrop, AttentionRun run, AttentionSelection selection, ImageGridView view,
+        Colormap colormap, float opacity, Normalization normalization, OverlayOptions? options = null)
     {
         ArgumentNullException.ThrowIfNull(run);
-        return OverlayPng(backdrop, run.ImageGrid(selection), run.GridSide, colormap, opacity, normalization, options);
+        return OverlayPng(backdrop, view, run.ImageGrid(selection, view), colormap, opacity, normalization, options);
     }
 
     /// <summary>
-    /// The photo with the <paramref name="gridSide"/> × <paramref name="gridSide"/> heatmap (row-major) laid over the
-    /// model frame: cell (r, c) covers exactly <see cref="ImageGeometry.PatchCell"/>(r, c) scaled to the output, and
-    /// whatever of the frame is padding outside the photo is clipped away.
+    /// The photo with <paramref name="view"/>'s rows × cols heatmap (row-major) laid over the view's frame: cell (r, c)
+    /// covers exactly the frame's r-th of rows by c-th of cols scaled to the output, and whatever of the frame is
+    /// padding outside the photo is clipped away.
     /// </summary>
     /// <param name="opacity">Heatmap opacity, 0 (photo only) to 1 (heatmap only).</param>
-    public static byte[] OverlayPng(OverlayBackdrop backdrop, ReadOnlySpan<float> grid, int gridSide, Colormap colormap,
+    public static byte[] OverlayPng(OverlayBackdrop backdrop, ImageGridView view, ReadOnlySpan<float> grid, Colormap colormap,
         float opacity, Normalization normalization, OverlayOptions? options = null)
     {
         ArgumentNullException.ThrowIfNull(backdrop);
+        ArgumentNullException.ThrowIfNull(view);
         ArgumentNullException.ThrowIfNull(colormap);
-        CheckGrid(grid, gridSide);
+        CheckGrid(grid, view.Rows, view.Cols);
         if (!(opacity >= 0 && opacity <= 1)) throw new ArgumentOutOfRangeException(nameof(opacity), opacity, "opacity must be in [0, 1]");
         options ??= OverlayOptions.Default;
         if (!(options.OutsideFrameDim >= 0 && options.OutsideFrameDim <= 1))
             throw new ArgumentOutOfRangeException(nameof(options), options.OutsideFrameDim, "OutsideFrameDim must be in [0, 1]");
 
-        int width = backdrop.Width, height = backdrop.Height, side = gridSide;
+        int width = backdrop.Width, height = backdrop.Height, rows = view.Rows, cols = view.Cols;
         var buffer = ArrayPool<uint>.Shared.Rent(width * height);
         try
         {
@@ -80,8 +72,8 @@ public static class HeatmapRenderer
             var lut = colormap.Rgba;
             int alpha = (int)MathF.Round(opacity * 256); // blend weight out of 256
 
-            var frame = backdrop.Frame;
-            double cellW = frame.Width / side, cellH = frame.Height / side;
+            var frame = backdrop.ToOutput(view.Frame);
+            double cellW = frame.Width / cols, cellH = frame.Height / rows;
             // Pixels whose centres lie in [frame.X, frame.Right) × [frame.Y, frame.Bottom), clipped to the output.
             int x0 = Math.Clamp((int)Math.Ceiling(frame.X - 0.5), 0, width), x1 = Math.Clamp((int)Math.Ceiling(frame.Right - 0.5), 0, width);
             int y0 = Math.Clamp((int)Math.Ceiling(frame.Y - 0.5), 0, height), y1 = Math.Clamp((int)Math.Ceiling(frame.Bottom - 0.5), 0, height);
@@ -89,8 +81,8 @@ public static class HeatmapRenderer
             if (options.OutsideFrameDim > 0) DimOutside(pixels, width, height, x0, x1, y0, y1, options.OutsideFrameDim);
             if (x0 < x1 && y0 < y1)
             {
-                if (options.Smooth) DrawSmooth(pixels, width, x0, x1, y0, y1, frame, cellW, cellH, side, t, lut, alpha, options.AlphaFromValue);
-                else DrawCells(pixels, width, x0, x1, y0, y1, frame, cellW, cellH, side, t, lut, alpha, options.AlphaFromValue);
+                if (options.Smooth) DrawSmooth(pixels, width, x0, x1, y0, y1, frame, cellW, cellH, rows, cols, t, lut, alpha, options.AlphaFromValue);
+                else DrawCells(pixels, width, x0, x1, y0, y1, frame, cellW, cellH, rows, cols, t, lut, alpha, options.AlphaFromValue);
             }
             return EncodeSkiaPng(buffer, width, height);
         }
@@ -105,14 +97,14 @@ public static class HeatmapRenderer
     /// see <see cref="HeadGridLayout"/>), each normalised on its own unless <paramref name="normalization"/> is fixed.
     /// With gaps the colormap is drawn in 255 levels (palette entry 255 is the gap colour); without, in all 256.
     /// </summary>
-    /// <param name="allHeads">[layers, heads, gridSide²] as <see cref="AttentionRun.AllHeads(int?)"/> returns it.</param>
+    /// <param name="allHeads">[layers, heads, rows · cols] as <see cref="AttentionRun.AllHeads(int?, ImageGridView?)"/> returns it.</param>
     /// <param name="background">Colour of the gaps; transparent when null.</param>
-    public static byte[] HeadGridPng(ReadOnlySpan<float> allHeads, int layers, int heads, int gridSide, Colormap colormap,
+    public static byte[] HeadGridPng(ReadOnlySpan<float> allHeads, int layers, int heads, int rows, int cols, Colormap colormap,
         int cellPixels = 2, int gap = 1, Normalization? normalization = null, SKColor? background = null)
     {
         ArgumentNullException.ThrowIfNull(colormap);
-        var layout = new HeadGridLayout(layers, heads, gridSide, cellPixels, gap).Validate();
-        int n = gridSide * gridSide;
+        var layout = new HeadGridLayout(layers, heads, rows, cols, cellPixels, gap).Validate();
+        int n = rows * cols;
         if (allHeads.Length != (long)layers * heads * n)
             throw new ArgumentException($"{allHeads.Length} values for {layers} layers × {heads} heads × {n} cells", nameof(allHeads));
 
@@ -138,7 +130,7 @@ public static class HeatmapRenderer
                     norm.Apply(allHeads.Slice((l * heads + h) * n, n), t);
                     Levels(t, cells, levels);
                     var (x, y) = layout.TileOrigin(l, h);
-                    FillTile(cells, gridSide, cellPixels, indices, layout.Width, x, y);
+                    FillTile(cells, rows, cols, cellPixels, indices, layout.Width, x, y);
                 }
             return IndexedPng.Encode(indices, layout.Width, layout.Height, palette);
         }
@@ -148,20 +140,22 @@ public static class HeatmapRenderer
         }
     }
 
-    /// <summary>A plain heatmap: <paramref name="side"/> × <paramref name="side"/> cells of <paramref name="scale"/> pixels.</summary>
-    public static byte[] HeatmapPng(ReadOnlySpan<float> grid, int side, Colormap colormap, int scale = 8, Normalization? normalization = null)
+    /// <summary>A plain heatmap: <paramref name="rows"/> × <paramref name="cols"/> cells of <paramref name="scale"/> pixels
+    /// (cols · scale wide, rows · scale high).</summary>
+    public static byte[] HeatmapPng(ReadOnlySpan<float> grid, int rows, int cols, Colormap colormap, int scale = 8, Normalization? normalization = null)
     {
         ArgumentNullException.ThrowIfNull(colormap);
-        CheckGrid(grid, side);
-        if (scale <= 0 || (long)side * scale > 8192) throw new ArgumentOutOfRangeException(nameof(scale), scale, "scale must be positive and the image at most 8192 pixels wide");
+        CheckGrid(grid, rows, cols);
+        if (scale <= 0 || (long)Math.Max(rows, cols) * scale > 8192)
+            throw new ArgumentOutOfRangeException(nameof(scale), scale, "scale must be positive and the image at most 8192 pixels each way");
         var t = new float[grid.Length];
         (normalization ?? Normalization.MinMax).Apply(grid, t);
         var cells = new byte[grid.Length];
         Levels(t, cells, 256);
-        int size = side * scale;
-        var indices = new byte[size * size];
-        FillTile(cells, side, scale, indices, size, 0, 0);
-        return IndexedPng.Encode(indices, size, size, Palette(colormap, 256));
+        int width = cols * scale, height = rows * scale;
+        var indices = new byte[width * height];
+        FillTile(cells, rows, cols, scale, indices, width, 0, 0);
+        return IndexedPng.Encode(indices, width, height, Palette(colormap, 256));
     }
 
     /// <summary>A horizontal colour bar, entry 0 on the left, for legends.</summary>
@@ -190,21 +184,21 @@ public static class HeatmapRenderer
             cells[i] = (byte)(levels == 256 ? Colormap.IndexOf(t[i]) : (int)(t[i] * 254.0 + 0.5));
     }
 
-    /// <summary>Fills a tile: each cell becomes a <paramref name="cell"/> × <paramref name="cell"/> block.</summary>
-    private static void FillTile(ReadOnlySpan<byte> cells, int side, int cell, Span<byte> target, int stride, int originX, int originY)
+    /// <summary>Fills a tile of rows × cols cells: each cell becomes a <paramref name="cell"/> × <paramref name="cell"/> block.</summary>
+    private static void FillTile(ReadOnlySpan<byte> cells, int rows, int cols, int cell, Span<byte> target, int stride, int originX, int originY)
     {
-        int tile = side * cell;
-        for (int r = 0; r < side; r++)
+        int tileWidth = cols * cell;
+        for (int r = 0; r < rows; r++)
         {
-            var first = target.Slice((originY + r * cell) * stride + originX, tile);
-            for (int c = 0; c < side; c++) first.Slice(c * cell, cell).Fill(cells[r * side + c]);
-            for (int k = 1; k < cell; k++) first.CopyTo(target.Slice((originY + r * cell + k) * stride + originX, tile));
+            var first = target.Slice((originY + r * cell) * stride + originX, tileWidth);
+            for (int c = 0; c < cols; c++) first.Slice(c * cell, cell).Fill(cells[r * cols + c]);
+            for (int k = 1; k < cell; k++) first.CopyTo(target.Slice((originY + r * cell + k) * stride + originX, tileWidth));
         }
     }
 
     /// <summary>Crisp cells: one colour and weight per cell; each pixel finds its cell by its centre.</summary>
     private static void DrawCells(Span<uint> pixels, int width, int x0, int x1, int y0, int y1, ImageRect frame, double cellW, double cellH,
-        int side, float[] t, ReadOnlySpan<uint> lut, int alpha, bool alphaFromValue)
+        int rows, int cols, float[] t, ReadOnlySpan<uint> lut, int alpha, bool alphaFromValue)
     {
         var colour = new uint[t.Length];
         var weight = new int[t.Length];
@@ -214,10 +208,10 @@ public static class HeatmapRenderer
             weight[i] = alphaFromValue ? (int)MathF.Round(alpha * t[i]) : alpha;
         }
         var column = new int[x1 - x0];
-        for (int x = x0; x < x1; x++) column[x - x0] = Math.Clamp((int)Math.Floor((x + 0.5 - frame.X) / cellW), 0, side - 1);
+        for (int x = x0; x < x1; x++) column[x - x0] = Math.Clamp((int)Math.Floor((x + 0.5 - frame.X) / cellW), 0, cols - 1);
         for (int y = y0; y < y1; y++)
         {
-            int rowBase = Math.Clamp((int)Math.Floor((y + 0.5 - frame.Y) / cellH), 0, side - 1) * side;
+            int rowBase = Math.Clamp((int)Math.Floor((y + 0.5 - frame.Y) / cellH), 0, rows - 1) * cols;
             var line = pixels.Slice(y * width + x0, x1 - x0);
             for (int i = 0; i < line.Length; i++)
             {
@@ -229,14 +223,14 @@ public static class HeatmapRenderer
 
     /// <summary>Bilinear in t between cell centres (clamped at the frame's border), then the colormap.</summary>
     private static void DrawSmooth(Span<uint> pixels, int width, int x0, int x1, int y0, int y1, ImageRect frame, double cellW, double cellH,
-        int side, float[] t, ReadOnlySpan<uint> lut, int alpha, bool alphaFromValue)
+        int rows, int cols, float[] t, ReadOnlySpan<uint> lut, int alpha, bool alphaFromValue)
     {
-        var (cx0, cx1, cfx) = Taps(x0, x1, frame.X, cellW, side);
-        var (cy0, cy1, cfy) = Taps(y0, y1, frame.Y, cellH, side);
+        var (cx0, cx1, cfx) = Taps(x0, x1, frame.X, cellW, cols);
+        var (cy0, cy1, cfy) = Taps(y0, y1, frame.Y, cellH, rows);
         for (int y = y0; y < y1; y++)
         {
             int j = y - y0;
-            int r0 = cy0[j] * side, r1 = cy1[j] * side;
+            int r0 = cy0[j] * cols, r1 = cy1[j] * cols;
             float fy = cfy[j];
             var line = pixels.Slice(y * width + x0, x1 - x0);
             for (int i = 0; i < line.Length; i++)
@@ -252,7 +246,7 @@ public static class HeatmapRenderer
     }
 
     /// <summary>Per output pixel along one axis: the two neighbouring cell centres and the weight of the second.</summary>
-    private static (int[] C0, int[] C1, float[] F) Taps(int from, int to, double frameStart, double cellSize, int side)
+    private static (int[] C0, int[] C1, float[] F) Taps(int from, int to, double frameStart, double cellSize, int cells)
     {
         int n = to - from;
         var c0 = new int[n];
@@ -260,10 +254,10 @@ public static class HeatmapRenderer
         var f = new float[n];
         for (int i = 0; i < n; i++)
         {
-            double u = Math.Clamp((from + i + 0.5 - frameStart) / cellSize - 0.5, 0, side - 1);
-            int a = Math.Min((int)u, side - 1);
+            double u = Math.Clamp((from + i + 0.5 - frameStart) / cellSize - 0.5, 0, cells - 1);
+            int a = Math.Min((int)u, cells - 1);
             c0[i] = a;
-            c1[i] = Math.Min(a + 1, side - 1);
+            c1[i] = Math.Min(a + 1, cells - 1);
             f[i] = (float)(u - a);
         }
         return (c0, c1, f);
@@ -291,11 +285,11 @@ public static class HeatmapRenderer
         }
     }
 
-    private static void CheckGrid(ReadOnlySpan<float> grid, int side)
+    private static void CheckGrid(ReadOnlySpan<float> grid, int rows, int cols)
     {
-        if (side <= 0) throw new ArgumentOutOfRangeException(nameof(side), side, "grid side must be positive");
-        if (grid.Length != (long)side * side)
-            throw new ArgumentException($"{grid.Length} values do not form a {side}×{side} grid", nameof(grid));
+        if (rows <= 0 || cols <= 0) throw new ArgumentOutOfRangeException(nameof(rows), $"a grid of {rows}×{cols} cells: rows and columns must be positive");
+        if (grid.Length != (long)rows * cols)
+            throw new ArgumentException($"{grid.Length} values do not form a {rows}×{cols} grid", nameof(grid));
     }
 
     /// <summary>Encodes opaque RGBA8888 words (R in the low byte) as an RGB PNG with Skia.</summary>

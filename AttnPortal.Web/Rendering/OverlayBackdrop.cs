@@ -5,9 +5,10 @@ using SkiaSharp;
 namespace AttnPortal.Web.Rendering;
 
 /// <summary>
-/// The original photo, upright and downscaled once to the overlay's output size, with the model frame mapped into
-/// output pixels. Build one per run view and image and render every token's overlay onto it: decoding and resizing a
-/// large photo costs far more than the overlay. Immutable, so it may be shared between threads.
+/// The original photo, upright and downscaled once to the overlay's output size, with the mapping from original-image
+/// coordinates (where the views' frames are given) to output pixels. Build one per run and image and render every
+/// token's and view's overlay onto it: decoding and resizing a large photo costs far more than the overlay. Immutable,
+/// so it may be shared between threads.
 /// </summary>
 public sealed class OverlayBackdrop
 {
@@ -15,39 +16,44 @@ public sealed class OverlayBackdrop
 
     public int Width { get; }
     public int Height { get; }
-    public ImageGeometry Geometry { get; }
-
-    /// <summary>The model frame in output pixel coordinates (pixel edges; it may extend past the output where the frame is padding).</summary>
-    public ImageRect Frame { get; }
+    /// <summary>The size of the original image in the run's coordinates (frames are given in these).</summary>
+    public int OriginalWidth { get; }
+    public int OriginalHeight { get; }
 
     internal ReadOnlySpan<uint> Pixels => _pixels;
 
-    private OverlayBackdrop(uint[] pixels, int width, int height, ImageGeometry geometry)
+    private OverlayBackdrop(uint[] pixels, int width, int height, int originalWidth, int originalHeight) =>
+        (_pixels, Width, Height, OriginalWidth, OriginalHeight) = (pixels, width, height, originalWidth, originalHeight);
+
+    /// <summary>A rectangle of the original image (a view's frame) in output pixel coordinates (pixel edges; it may
+    /// extend past the output where the model saw padding).</summary>
+    public ImageRect ToOutput(ImageRect original)
     {
-        (_pixels, Width, Height, Geometry) = (pixels, width, height, geometry);
-        double sx = (double)width / geometry.OriginalWidth, sy = (double)height / geometry.OriginalHeight;
-        Frame = new ImageRect(geometry.FrameX * sx, geometry.FrameY * sy, geometry.FrameWidth * sx, geometry.FrameHeight * sy);
+        double sx = (double)Width / OriginalWidth, sy = (double)Height / OriginalHeight;
+        return new ImageRect(original.X * sx, original.Y * sy, original.Width * sx, original.Height * sy);
     }
 
     /// <summary>Decodes an image file the way the engine does (EXIF orientation applied, alpha dropped) and prepares it.</summary>
-    public static OverlayBackdrop Create(byte[] originalImage, ImageGeometry geometry, int maxOutputWidth = 1024, int? maxOutputHeight = null) =>
-        Create(RgbImage.Decode(originalImage, "original image"), geometry, maxOutputWidth, maxOutputHeight);
+    public static OverlayBackdrop Create(byte[] originalImage, int originalWidth, int originalHeight, int maxOutputWidth = 1024, int? maxOutputHeight = null) =>
+        Create(RgbImage.Decode(originalImage, "original image"), originalWidth, originalHeight, maxOutputWidth, maxOutputHeight);
 
     /// <summary>
     /// Downscales <paramref name="image"/> (never upscales) so that it is at most <paramref name="maxOutputWidth"/>
     /// wide (and <paramref name="maxOutputHeight"/> high, when given), keeping its aspect ratio.
-    /// <paramref name="geometry"/> must describe this image (or a uniformly scaled copy of it).
+    /// <paramref name="originalWidth"/> × <paramref name="originalHeight"/> is the image the run describes: this one or
+    /// a uniformly scaled copy of it.
     /// </summary>
-    public static OverlayBackdrop Create(RgbImage image, ImageGeometry geometry, int maxOutputWidth = 1024, int? maxOutputHeight = null)
+    public static OverlayBackdrop Create(RgbImage image, int originalWidth, int originalHeight, int maxOutputWidth = 1024, int? maxOutputHeight = null)
     {
         ArgumentNullException.ThrowIfNull(image);
-        ArgumentNullException.ThrowIfNull(geometry);
+        if (originalWidth <= 0 || originalHeight <= 0)
+            throw new ArgumentOutOfRangeException(nameof(originalWidth), $"the original size {originalWidth}×{originalHeight} must be positive");
         if (maxOutputWidth <= 0) throw new ArgumentOutOfRangeException(nameof(maxOutputWidth), maxOutputWidth, "must be positive");
         if (maxOutputHeight <= 0) throw new ArgumentOutOfRangeException(nameof(maxOutputHeight), maxOutputHeight, "must be positive");
         double imageAspect = (double)image.Width / image.Height;
-        double geometryAspect = (double)geometry.OriginalWidth / geometry.OriginalHeight;
-        if (Math.Abs(imageAspect / geometryAspect - 1) > 0.01)
-            throw new ArgumentException($"the image is {image.Width}×{image.Height} but the run's geometry is for a {geometry.OriginalWidth}×{geometry.OriginalHeight} image");
+        double runAspect = (double)originalWidth / originalHeight;
+        if (Math.Abs(imageAspect / runAspect - 1) > 0.01)
+            throw new ArgumentException($"the image is {image.Width}×{image.Height} but the run describes a {originalWidth}×{originalHeight} image");
 
         double scale = Math.Min(1, (double)maxOutputWidth / image.Width);
         if (maxOutputHeight is int mh) scale = Math.Min(scale, (double)mh / image.Height);
@@ -59,7 +65,7 @@ public sealed class OverlayBackdrop
         for (int i = 0, s = 0; i < full.Length; i++, s += 3)
             full[i] = rgb[s] | (uint)rgb[s + 1] << 8 | (uint)rgb[s + 2] << 16 | 0xFF000000u;
         if (width == image.Width && height == image.Height)
-            return new OverlayBackdrop(full, width, height, geometry);
+            return new OverlayBackdrop(full, width, height, originalWidth, originalHeight);
 
         var scaled = new uint[width * height];
         var source = GCHandle.Alloc(full, GCHandleType.Pinned);
@@ -79,6 +85,6 @@ public sealed class OverlayBackdrop
             source.Free();
             target.Free();
         }
-        return new OverlayBackdrop(scaled, width, height, geometry);
+        return new OverlayBackdrop(scaled, width, height, originalWidth, originalHeight);
     }
 }

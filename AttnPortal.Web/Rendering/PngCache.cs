@@ -8,10 +8,11 @@ namespace AttnPortal.Web.Rendering;
 
 /// <summary>What a cached PNG shows. <paramref name="Variant"/> carries whatever else changes the pixels (normalisation, options, width).</summary>
 /// <param name="Kind">What was rendered, e.g. "overlay", "heads", "heatmap".</param>
-public readonly record struct PngCacheKey(string RunId, string Kind, AttentionSelection Selection, string Colormap, float Opacity, string? Variant = null)
+/// <param name="View">The name of the run's image view (<see cref="AttnPortal.Inference.Images.ImageGridView"/>) drawn.</param>
+public readonly record struct PngCacheKey(string RunId, string Kind, string View, AttentionSelection Selection, string Colormap, float Opacity, string? Variant = null)
 {
     /// <summary>The text that is hashed into the file name.</summary>
-    public string Canonical => string.Join('|', "v1", RunId, Kind, Selection.Key, Colormap.ToLowerInvariant(),
+    public string Canonical => string.Join('|', "v2", RunId, Kind, View, Selection.Key, Colormap.ToLowerInvariant(),
         Opacity.ToString("0.###", CultureInfo.InvariantCulture), Variant ?? "");
 }
 
@@ -76,6 +77,7 @@ public sealed class PngCache
     {
         ArgumentException.ThrowIfNullOrEmpty(key.RunId, nameof(key));
         ArgumentException.ThrowIfNullOrEmpty(key.Kind, nameof(key));
+        ArgumentException.ThrowIfNullOrEmpty(key.View, nameof(key));
         ArgumentNullException.ThrowIfNull(key.Colormap, nameof(key));
         return Path.Combine(Root, RunFolder(key.RunId), Hash(key.Canonical, 40) + ".png");
     }

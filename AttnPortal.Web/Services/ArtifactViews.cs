@@ -1,4 +1,5 @@
 using AttnPortal.Data;
+using AttnPortal.Inference.Images;
 using AttnPortal.Web.Rendering;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Caching.Memory;
@@ -40,28 +41,30 @@ public sealed class ArtifactViews(IServiceScopeFactory scopes, PortalPaths paths
         return await db.Runs.AsNoTracking().Where(r => r.PairId == pair && r.Id != run.Id).OrderBy(r => r.Schedule).ToListAsync();
     }
 
-    public byte[] Heatmap(Guid runId, AttentionRun run, AttentionSelection selection, Colormap colormap) =>
-        _pngs.GetOrAdd(new PngCacheKey(runId.ToString(), "heatmap", selection, colormap.Name, 1f),
-            () => HeatmapRenderer.HeatmapPng(run.ImageGrid(selection), run.GridSide, colormap, scale: 1));
+    public byte[] Heatmap(Guid runId, AttentionRun run, ImageGridView view, AttentionSelection selection, Colormap colormap) =>
+        _pngs.GetOrAdd(new PngCacheKey(runId.ToString(), "heatmap", view.Name, selection, colormap.Name, 1f),
+            () => HeatmapRenderer.HeatmapPng(run.ImageGrid(selection, view), view.Rows, view.Cols, colormap, scale: 1));
 
-    public byte[] HeadGrid(Guid runId, AttentionRun run, int? step, Colormap colormap) =>
-        _pngs.GetOrAdd(new PngCacheKey(runId.ToString(), "heads", new AttentionSelection(step, null, null), colormap.Name, 1f),
-            () => HeatmapRenderer.HeadGridPng(run.AllHeads(step), run.Layers, run.Heads, run.GridSide, colormap, cellPixels: HeadGridCellPixels, gap: HeadGridGap));
+    public byte[] HeadGrid(Guid runId, AttentionRun run, ImageGridView view, int? step, Colormap colormap) =>
+        _pngs.GetOrAdd(new PngCacheKey(runId.ToString(), "heads", view.Name, new AttentionSelection(step, null, null), colormap.Name, 1f),
+            () => HeatmapRenderer.HeadGridPng(run.AllHeads(step, view), run.Layers, run.Heads, view.Rows, view.Cols, colormap,
+                cellPixels: HeadGridCellPixels, gap: HeadGridGap));
 
-    public byte[] Overlay(Guid runId, Run record, AttentionRun run, AttentionSelection selection, Colormap colormap, float opacity) =>
-        _pngs.GetOrAdd(new PngCacheKey(runId.ToString(), "overlay", selection, colormap.Name, opacity),
-            () => HeatmapRenderer.OverlayPng(Backdrop(runId, record, run), run, selection, colormap, opacity, Normalization.MinMax));
+    public byte[] Overlay(Guid runId, Run record, AttentionRun run, ImageGridView view, AttentionSelection selection, Colormap colormap, float opacity) =>
+        _pngs.GetOrAdd(new PngCacheKey(runId.ToString(), "overlay", view.Name, selection, colormap.Name, opacity),
+            () => HeatmapRenderer.OverlayPng(Backdrop(runId, record, run), run, selection, view, colormap, opacity, Normalization.MinMax));
 
-    /// <summary>The photo decoded and downscaled once per run (a 12 MP photo costs ~0.3 s), reused for every overlay.</summary>
+    /// <summary>The photo decoded and downscaled once per run (a 12 MP photo costs ~0.3 s), reused for every overlay of every view.</summary>
     private OverlayBackdrop Backdrop(Guid runId, Run record, AttentionRun run) =>
         _runs.GetOrCreate((runId, "backdrop"), entry =>
         {
-            var backdrop = OverlayBackdrop.Create(File.ReadAllBytes(paths.Resolve(record.Image!.StoredPath)), run.Geometry!);
+            var backdrop = OverlayBackdrop.Create(File.ReadAllBytes(paths.Resolve(record.Image!.StoredPath)), run.OriginalWidth, run.OriginalHeight);
             entry.Size = 4L * backdrop.Width * backdrop.Height;
             entry.SlidingExpiration = TimeSpan.FromMinutes(30);
             return backdrop;
         })!;
 
-    // One pixel per cell keeps a 32 x 32 x 24 x 24 grid at ~0.6 MB; the page scales it up with crisp (pixelated) edges.
+    // One pixel per cell keeps a 32 x 32 x 24 x 24 grid at ~0.6 MB (an anyres tiles view of 48 x 48 at ~2.4 MB); the page
+    // scales it up with crisp (pixelated) edges.
     public const int HeadGridCellPixels = 1, HeadGridGap = 1;
 }
