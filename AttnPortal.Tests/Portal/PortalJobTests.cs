@@ -18,12 +18,15 @@ public sealed class PortalJobTests(PortalJobTests.Host host) : IClassFixture<Por
     /// <summary>The demo model limited to the 8 steps of the HF reference run, and a model whose checkpoint is not there.</summary>
     public sealed class Host : PortalHost
     {
-        public const string BrokenModel = "broken";
+        public const string BrokenModel = "broken", OneVisionModel = "onevision";
         protected override IReadOnlyDictionary<string, string?> Settings => new Dictionary<string, string?>
         {
             ["Portal:Models:0:MaxNewTokens"] = "8",
             ["Portal:Models:1:Name"] = BrokenModel,
             ["Portal:Models:1:Path"] = MissingCheckpoint,
+            ["Portal:Models:2:Name"] = OneVisionModel,
+            ["Portal:Models:2:Path"] = Path.Combine(FamilyParityTests.Root, "tiny-onevision"),
+            ["Portal:Models:2:MaxNewTokens"] = "4",
         };
     }
 
@@ -72,6 +75,39 @@ public sealed class PortalJobTests(PortalJobTests.Host host) : IClassFixture<Por
         Assert.Equal(0.0, ImageMass(alternating, 1));
         Assert.True(ImageMass(alternating, 0) > 1e-3);
         Assert.True(ImageMass(standard, 1) > 1e-3);
+    }
+
+    [Fact]
+    public async Task OneVisionRunIsDrawnPerImageView()
+    {
+        using var client = await Factory.SignInAsync(PortalFactory.ResearcherEmail);
+        var image = (await PortalHttp.UploadAsync(client, ("wide.png", File.ReadAllBytes(Fixture.Image("wide.png"))))).Single();
+        var ids = await PortalHttp.QueueAsync(client, new
+        {
+            imageIds = new[] { image.Id }, question = "What is in the picture?", models = new[] { Host.OneVisionModel },
+            schedules = Array.Empty<string>(), aspect = "pad", pairWith = "alternating-cross", seedCompatibleDecoding = true,
+        });
+        foreach (var id in ids)
+        {
+            var run = await PortalHttp.WaitFinishedAsync(client, id);
+            Assert.True(run.Status == "Succeeded", $"{run.Schedule}: {run.Status} {run.Error}");
+        }
+        var runs = Factory.WithDb(db => db.Runs.AsNoTracking().Where(r => ids.Contains(r.Id)).ToList());
+        Assert.Equal([true, false], runs.OrderBy(r => r.Schedule).Select(r => r.SeedCompatibleDecoding)); // alternating-cross, standard (never)
+        var cross = runs.Single(r => r.Schedule == "alternating-cross");
+
+        var (_, attention) = await Factory.Services.GetRequiredService<ArtifactViews>().OpenAsync(cross.Id);
+        Assert.True(attention!.Metadata!["seed_compatible_decoding"]!.GetValue<bool>());
+        // The 200x130 image: a 4x4 base view, then 2x3 tiles unpadded to 8x12 and downscaled to 6x9 (76 tokens, as HF).
+        Assert.Equal(76, attention.ImageTokenCount);
+        Assert.Equal(["base", "tiles"], attention.Views.Select(v => v.Name));
+        foreach (var (view, cols, rows) in new[] { ("base", 4, 4), ("tiles", 9, 6) })
+        {
+            using var response = await client.GetAsync($"/api/runs/{cross.Id}/heatmap.png?step=1&view={view}");
+            Assert.True(response.IsSuccessStatusCode, $"{view}: {(int)response.StatusCode}");
+            var png = AttnPortal.Inference.Images.RgbImage.Decode(await response.Content.ReadAsByteArrayAsync(), view);
+            Assert.Equal((cols, rows), (png.Width, png.Height));
+        }
     }
 
     [Fact]

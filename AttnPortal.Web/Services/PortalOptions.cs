@@ -31,7 +31,6 @@ public sealed class ModelOptions
 {
     public string Name { get; set; } = "";
     public string Path { get; set; } = "";
-    public string Family { get; set; } = "llava-1.5";
     public string Device { get; set; } = "cpu";
     public string DType { get; set; } = "float32";
     public int MaxNewTokens { get; set; } = 64;
