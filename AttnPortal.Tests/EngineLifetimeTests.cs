@@ -1,3 +1,4 @@
+using AttnPortal.Inference.Generation;
 using AttnPortal.Inference;
 using AttnPortal.Inference.Images;
 using TorchSharp;
@@ -30,6 +31,21 @@ public sealed class EngineLifetimeTests
         Assert.True(parameters.Count > 80 && parameters.All(p => !p.IsInvalid));
         engine.Dispose();
         Assert.All(parameters, p => Assert.True(p.IsInvalid, "a parameter's native tensor outlived the engine"));
+    }
+
+    [Fact]
+    public void AnyresRunsUnderEveryScheduleLeaveNoLiveTensors()
+    {
+        // The LoRA adapter over the original-layout OneVision: adapter merge, tiles, packing, masks and seed rows.
+        using var engine = LlavaEngine.Load(Path.Combine(FamilyParityTests.Root, "tiny-onevision-lora"));
+        var request = new InferenceRequest(RgbImage.Load(Fixture.Image("wide.png")), "What is in the picture?", MaxNewTokens: 4);
+        var first = engine.Run(request);
+        Assert.Equal(AttentionSchedule.Alternating, first.Schedule); // the config names the seed's alternating model
+        long afterFirstRun = LiveTensors;
+        foreach (var schedule in Enum.GetValues<AttentionSchedule>())
+            foreach (bool seed in new[] { false, true })
+                engine.Run(request with { Schedule = schedule, SeedCompatibleDecoding = seed });
+        Assert.Equal(afterFirstRun, LiveTensors);
     }
 
     [Fact]
