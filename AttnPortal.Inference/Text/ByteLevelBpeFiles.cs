@@ -57,14 +57,14 @@ internal sealed record ByteLevelBpeFiles(
     {
         string jsonPath = Path.Combine(dir, "tokenizer.json"), vocabPath = Path.Combine(dir, "vocab.json"), mergesPath = Path.Combine(dir, "merges.txt");
         string configPath = Path.Combine(dir, "tokenizer_config.json");
-        JsonObject? config = ReadJson(configPath);
-        JsonObject? specialMap = ReadJson(Path.Combine(dir, "special_tokens_map.json"));
-        string? Named(string key) => TokenContent(config?[key]) ?? TokenContent(specialMap?[key]);
+        JsonObject? config = TokenizerJson.ReadJson(configPath);
+        JsonObject? specialMap = TokenizerJson.ReadJson(Path.Combine(dir, "special_tokens_map.json"));
+        string? Named(string key) => TokenizerJson.TokenContent(config?[key]) ?? TokenizerJson.TokenContent(specialMap?[key]);
 
         ByteLevelBpeFiles files;
         JsonNode? postProcessor = null;
         if (File.Exists(jsonPath))
-            files = FromTokenizerJson(jsonPath, ReadJson(jsonPath)!, out postProcessor);
+            files = FromTokenizerJson(jsonPath, TokenizerJson.ReadJson(jsonPath)!, out postProcessor);
         else if (File.Exists(vocabPath) && File.Exists(mergesPath))
             files = FromVocabAndMerges(vocabPath, mergesPath, configPath, config);
         else
@@ -72,7 +72,7 @@ internal sealed record ByteLevelBpeFiles(
 
         try
         {
-            if (Bool(config, "split_special_tokens") == true)
+            if (TokenizerJson.Bool(config, "split_special_tokens") == true)
                 throw new InvalidDataException($"{configPath}: split_special_tokens true is not supported");
 
             // transformers then adds the config's added_tokens_decoder, and the named special tokens not added yet.
@@ -83,7 +83,7 @@ internal sealed record ByteLevelBpeFiles(
             foreach (var source in new[] { config, specialMap })
                 foreach (var key in new[] { "additional_special_tokens", "extra_special_tokens" })
                     named = named.Concat((source?[key] switch { JsonArray a => a, JsonObject o => o.Select(p => p.Value), _ => [] })
-                        .Select(TokenContent).OfType<string>());
+                        .Select(TokenizerJson.TokenContent).OfType<string>());
             AddTokens(added, named.Where(content => added.All(a => a.Content != content)).Distinct()
                 .Select(content => new BpeAddedToken(-1, content, Special: true)).ToList(), files.Vocab);
 
@@ -94,8 +94,8 @@ internal sealed record ByteLevelBpeFiles(
             int[] prefix, suffix;
             if (config?["add_bos_token"] is not null || config?["add_eos_token"] is not null || postProcessor is null)
             {
-                prefix = Bool(config, "add_bos_token") == true && Named("bos_token") is { } bos ? [IdOf(bos)] : [];
-                suffix = Bool(config, "add_eos_token") == true && Named("eos_token") is { } eos ? [IdOf(eos)] : [];
+                prefix = TokenizerJson.Bool(config, "add_bos_token") == true && Named("bos_token") is { } bos ? [IdOf(bos)] : [];
+                suffix = TokenizerJson.Bool(config, "add_eos_token") == true && Named("eos_token") is { } eos ? [IdOf(eos)] : [];
             }
             else (prefix, suffix) = ReadPostProcessor(postProcessor, jsonPath);
 
@@ -103,7 +103,7 @@ internal sealed record ByteLevelBpeFiles(
             {
                 PrefixIds = prefix, SuffixIds = suffix,
                 EosId = Named("eos_token") is { } eosToken ? IdOf(eosToken) : null,
-                CleanUpSpaces = Bool(config, "clean_up_tokenization_spaces") ?? false,
+                CleanUpSpaces = TokenizerJson.Bool(config, "clean_up_tokenization_spaces") ?? false,
             };
         }
         catch (Exception e) when (e is InvalidOperationException or FormatException or KeyNotFoundException or OverflowException or NullReferenceException)
@@ -117,14 +117,14 @@ internal sealed record ByteLevelBpeFiles(
         try
         {
             var model = json["model"] as JsonObject ?? throw new InvalidDataException($"{path}: no \"model\"");
-            if (Str(model, "type") != "BPE")
-                throw new InvalidDataException($"{path}: model type '{Str(model, "type") ?? "none"}' is not supported (only byte-level BPE)");
-            if (Bool(model, "byte_fallback") == true)
+            if (TokenizerJson.Str(model, "type") != "BPE")
+                throw new InvalidDataException($"{path}: model type '{TokenizerJson.Str(model, "type") ?? "none"}' is not supported (only byte-level BPE)");
+            if (TokenizerJson.Bool(model, "byte_fallback") == true)
                 throw new InvalidDataException($"{path}: a BPE model with byte_fallback (a SentencePiece conversion) is not byte-level BPE; load its tokenizer.model instead");
             if (model["dropout"] is JsonValue d && d.GetValue<double>() != 0)
                 throw new InvalidDataException($"{path}: BPE dropout is not supported");
             foreach (var key in new[] { "continuing_subword_prefix", "end_of_word_suffix" })
-                if (Str(model, key) is { Length: > 0 } affix)
+                if (TokenizerJson.Str(model, key) is { Length: > 0 } affix)
                     throw new InvalidDataException($"{path}: BPE {key} '{affix}' is not supported");
 
             var vocab = ReadVocab(model["vocab"] as JsonObject ?? throw new InvalidDataException($"{path}: model has no vocab object"), path);
@@ -141,7 +141,7 @@ internal sealed record ByteLevelBpeFiles(
             AddTokens(added, (json["added_tokens"] as JsonArray ?? []).Select(t => AddedFromJson(t!["id"]!.GetValue<int>(), t.AsObject())), vocab);
 
             postProcessor = json["post_processor"];
-            return new ByteLevelBpeFiles(vocab, merges, Str(model, "unk_token"), Bool(model, "fuse_unk") ?? false, Bool(model, "ignore_merges") ?? false,
+            return new ByteLevelBpeFiles(vocab, merges, TokenizerJson.Str(model, "unk_token"), TokenizerJson.Bool(model, "fuse_unk") ?? false, TokenizerJson.Bool(model, "ignore_merges") ?? false,
                 ReadNormalizer(json["normalizer"], path), ReadPreTokenizer(json["pre_tokenizer"], path), added, [], [], null, false)
                 .CheckDecoder(json["decoder"], path);
         }
@@ -155,14 +155,14 @@ internal sealed record ByteLevelBpeFiles(
     private static ByteLevelBpeFiles FromVocabAndMerges(string vocabPath, string mergesPath, string configPath, JsonObject? config)
     {
         // Only Qwen2 is known to tokenise this way; GPT-2's own tokenizer, for one, splits differently.
-        string? cls = Str(config, "tokenizer_class");
+        string? cls = TokenizerJson.Str(config, "tokenizer_class");
         if (cls is not ("Qwen2Tokenizer" or "Qwen2TokenizerFast"))
             throw new InvalidDataException($"{configPath}: tokenizer_class '{cls}' without tokenizer.json is not supported (only Qwen2Tokenizer)");
-        if (Bool(config, "add_prefix_space") == true)
+        if (TokenizerJson.Bool(config, "add_prefix_space") == true)
             throw new InvalidDataException($"{configPath}: add_prefix_space true is not supported");
 
         Dictionary<string, int> vocab;
-        try { vocab = ReadVocab(ReadJson(vocabPath)!, vocabPath); }
+        try { vocab = ReadVocab(TokenizerJson.ReadJson(vocabPath)!, vocabPath); }
         catch (Exception e) when (e is InvalidOperationException or FormatException)
         {
             throw new InvalidDataException($"{vocabPath}: not a token-to-id object ({e.Message})", e);
@@ -216,45 +216,45 @@ internal sealed record ByteLevelBpeFiles(
 
     private static BpeAddedToken AddedFromJson(int id, JsonObject t)
     {
-        bool special = Bool(t, "special") ?? false;
-        return new BpeAddedToken(id, Str(t, "content") ?? throw new InvalidDataException($"added token {id} has no content"), special,
-            Bool(t, "single_word") ?? false, Bool(t, "lstrip") ?? false, Bool(t, "rstrip") ?? false, Bool(t, "normalized") ?? !special);
+        bool special = TokenizerJson.Bool(t, "special") ?? false;
+        return new BpeAddedToken(id, TokenizerJson.Str(t, "content") ?? throw new InvalidDataException($"added token {id} has no content"), special,
+            TokenizerJson.Bool(t, "single_word") ?? false, TokenizerJson.Bool(t, "lstrip") ?? false, TokenizerJson.Bool(t, "rstrip") ?? false, TokenizerJson.Bool(t, "normalized") ?? !special);
     }
 
     /// <summary>NFC (alone or in a Sequence) or none: the only normalizers Qwen2-style tokenizers use.</summary>
     private static bool ReadNormalizer(JsonNode? node, string path)
     {
         if (node is null) return false;
-        var parts = Str(node as JsonObject, "type") == "Sequence" ? (node["normalizers"] as JsonArray ?? []).ToArray() : [node];
+        var parts = TokenizerJson.Str(node as JsonObject, "type") == "Sequence" ? (node["normalizers"] as JsonArray ?? []).ToArray() : [node];
         foreach (var part in parts)
-            if (Str(part as JsonObject, "type") != "NFC")
-                throw new InvalidDataException($"{path}: normalizer '{Str(part as JsonObject, "type")}' is not supported (only NFC)");
+            if (TokenizerJson.Str(part as JsonObject, "type") != "NFC")
+                throw new InvalidDataException($"{path}: normalizer '{TokenizerJson.Str(part as JsonObject, "type")}' is not supported (only NFC)");
         return parts.Length > 0;
     }
 
     /// <summary>Split steps (Isolated) followed by one ByteLevel, alone or in a Sequence.</summary>
     private static PreTokenizerStep[] ReadPreTokenizer(JsonNode? node, string path)
     {
-        var parts = Str(node as JsonObject, "type") == "Sequence" ? (node!["pretokenizers"] as JsonArray ?? []).ToArray() : [node];
+        var parts = TokenizerJson.Str(node as JsonObject, "type") == "Sequence" ? (node!["pretokenizers"] as JsonArray ?? []).ToArray() : [node];
         var steps = new List<PreTokenizerStep>();
         foreach (var part in parts)
         {
             var o = part as JsonObject;
-            switch (Str(o, "type"))
+            switch (TokenizerJson.Str(o, "type"))
             {
-                case "Split" when Str(o, "behavior") != "Isolated" || Bool(o, "invert") == true:
-                    throw new InvalidDataException($"{path}: Split pre-tokenizer with behavior '{Str(o, "behavior")}', invert {Bool(o, "invert")} is not supported (only Isolated, not inverted)");
+                case "Split" when TokenizerJson.Str(o, "behavior") != "Isolated" || TokenizerJson.Bool(o, "invert") == true:
+                    throw new InvalidDataException($"{path}: Split pre-tokenizer with behavior '{TokenizerJson.Str(o, "behavior")}', invert {TokenizerJson.Bool(o, "invert")} is not supported (only Isolated, not inverted)");
                 case "Split":
                     var pattern = o!["pattern"] as JsonObject;
-                    steps.Add(new SplitStep(Str(pattern, "Regex") is { } regex ? CompilePattern(regex, path)
-                        : Str(pattern, "String") is { } literal ? CompilePattern(Regex.Escape(literal), path)
+                    steps.Add(new SplitStep(TokenizerJson.Str(pattern, "Regex") is { } regex ? CompilePattern(regex, path)
+                        : TokenizerJson.Str(pattern, "String") is { } literal ? CompilePattern(Regex.Escape(literal), path)
                         : throw new InvalidDataException($"{path}: Split pre-tokenizer without a Regex or String pattern")));
                     break;
                 case "ByteLevel":
-                    steps.Add(new ByteLevelStep(Bool(o, "add_prefix_space") ?? true, Bool(o, "use_regex") ?? true));
+                    steps.Add(new ByteLevelStep(TokenizerJson.Bool(o, "add_prefix_space") ?? true, TokenizerJson.Bool(o, "use_regex") ?? true));
                     break;
                 default:
-                    throw new InvalidDataException($"{path}: pre-tokenizer '{Str(o, "type") ?? "none"}' is not supported (only Split and ByteLevel)");
+                    throw new InvalidDataException($"{path}: pre-tokenizer '{TokenizerJson.Str(o, "type") ?? "none"}' is not supported (only Split and ByteLevel)");
             }
         }
         if (steps.Count == 0 || steps[^1] is not ByteLevelStep || steps.Count(s => s is ByteLevelStep) != 1)
@@ -262,15 +262,15 @@ internal sealed record ByteLevelBpeFiles(
         return steps.ToArray();
     }
 
-    private ByteLevelBpeFiles CheckDecoder(JsonNode? decoder, string path) => Str(decoder as JsonObject, "type") == "ByteLevel" ? this
-        : throw new InvalidDataException($"{path}: decoder '{Str(decoder as JsonObject, "type") ?? "none"}' is not supported (only ByteLevel)");
+    private ByteLevelBpeFiles CheckDecoder(JsonNode? decoder, string path) => TokenizerJson.Str(decoder as JsonObject, "type") == "ByteLevel" ? this
+        : throw new InvalidDataException($"{path}: decoder '{TokenizerJson.Str(decoder as JsonObject, "type") ?? "none"}' is not supported (only ByteLevel)");
 
     /// <summary>Special token ids the post-processor puts before and after the text: none for ByteLevel, the
     /// "single" template's for TemplateProcessing, both in turn for a Sequence.</summary>
     private static (int[] Prefix, int[] Suffix) ReadPostProcessor(JsonNode? node, string path)
     {
         var o = node as JsonObject;
-        switch (Str(o, "type"))
+        switch (TokenizerJson.Str(o, "type"))
         {
             case "ByteLevel":
                 return ([], []);
@@ -290,38 +290,17 @@ internal sealed record ByteLevelBpeFiles(
                 {
                     if (item?["Sequence"] is JsonObject sequence)
                     {
-                        if (Str(sequence, "id") != "A" || seenText) throw new InvalidDataException($"{path}: post-processor template not of the form [special...] $A [special...]");
+                        if (TokenizerJson.Str(sequence, "id") != "A" || seenText) throw new InvalidDataException($"{path}: post-processor template not of the form [special...] $A [special...]");
                         seenText = true;
                     }
-                    else if (Str(item?["SpecialToken"] as JsonObject, "id") is { } name)
+                    else if (TokenizerJson.Str(item?["SpecialToken"] as JsonObject, "id") is { } name)
                         (seenText ? after : before).AddRange((o["special_tokens"]![name]!["ids"] as JsonArray)!.Select(i => i!.GetValue<int>()));
                     else throw new InvalidDataException($"{path}: unexpected item in the post-processor template");
                 }
                 if (!seenText) throw new InvalidDataException($"{path}: post-processor template without $A");
                 return (before.ToArray(), after.ToArray());
             default:
-                throw new InvalidDataException($"{path}: post-processor '{Str(o, "type") ?? "none"}' is not supported (only ByteLevel and TemplateProcessing)");
+                throw new InvalidDataException($"{path}: post-processor '{TokenizerJson.Str(o, "type") ?? "none"}' is not supported (only ByteLevel and TemplateProcessing)");
         }
-    }
-
-    /// <summary>A token as the config files write it: "&lt;s&gt;" or {"content": "&lt;s&gt;", ...}.</summary>
-    private static string? TokenContent(JsonNode? n) => n switch
-    {
-        JsonObject o => Str(o, "content"),
-        JsonValue v when v.TryGetValue(out string? s) => s,
-        _ => null,
-    };
-
-    private static string? Str(JsonObject? o, string key) => o?[key] is JsonValue v && v.TryGetValue(out string? s) ? s : null;
-    private static bool? Bool(JsonObject? o, string key) => o?[key] is JsonValue v && v.TryGetValue(out bool b) ? b : null;
-
-    /// <summary>The file as a JSON object; null when it does not exist.</summary>
-    private static JsonObject? ReadJson(string path)
-    {
-        if (!File.Exists(path)) return null;
-        JsonNode? root;
-        try { root = JsonNode.Parse(File.ReadAllText(path)); }
-        catch (JsonException e) { throw new InvalidDataException($"{path}: not valid JSON ({e.Message})", e); }
-        return root as JsonObject ?? throw new InvalidDataException($"{path}: not a JSON object");
     }
 }

@@ -39,16 +39,16 @@ internal sealed record TokenizerFiles(
 {
     public static TokenizerFiles Read(string dir)
     {
-        JsonObject? tokenizerJson = ReadJson(Path.Combine(dir, "tokenizer.json"));
-        JsonObject? config = ReadJson(Path.Combine(dir, "tokenizer_config.json"));
-        JsonObject? specialMap = ReadJson(Path.Combine(dir, "special_tokens_map.json"));
-        JsonObject? addedJson = ReadJson(Path.Combine(dir, "added_tokens.json"));
+        JsonObject? tokenizerJson = TokenizerJson.ReadJson(Path.Combine(dir, "tokenizer.json"));
+        JsonObject? config = TokenizerJson.ReadJson(Path.Combine(dir, "tokenizer_config.json"));
+        JsonObject? specialMap = TokenizerJson.ReadJson(Path.Combine(dir, "special_tokens_map.json"));
+        JsonObject? addedJson = TokenizerJson.ReadJson(Path.Combine(dir, "added_tokens.json"));
         try
         {
             var (prefix, split) = DecidePrefix(tokenizerJson, config);
-            string? Named(string key) => TokenContent(config?[key]) ?? TokenContent(specialMap?[key]);
+            string? Named(string key) => TokenizerJson.TokenContent(config?[key]) ?? TokenizerJson.TokenContent(specialMap?[key]);
             return new TokenizerFiles(prefix, split,
-                Bool(config, "add_bos_token") ?? true, Bool(config, "add_eos_token") ?? false,
+                TokenizerJson.Bool(config, "add_bos_token") ?? true, TokenizerJson.Bool(config, "add_eos_token") ?? false,
                 ReadAddedTokens(tokenizerJson, config, addedJson, specialMap),
                 Named("bos_token"), Named("eos_token"), Named("unk_token"), Named("pad_token"));
         }
@@ -74,20 +74,20 @@ internal sealed record TokenizerFiles(
         {
             if (Find(tokenizerJson["pre_tokenizer"], "pretokenizers", "Metaspace") is { } metaspace)
             {
-                var scheme = Str(metaspace, "prepend_scheme") switch
+                var scheme = TokenizerJson.Str(metaspace, "prepend_scheme") switch
                 {
                     "first" => PrefixSpace.First,
                     "always" => PrefixSpace.Always,
                     "never" => PrefixSpace.Never,
-                    null => Bool(metaspace, "add_prefix_space") == false ? PrefixSpace.Never : PrefixSpace.Always,
+                    null => TokenizerJson.Bool(metaspace, "add_prefix_space") == false ? PrefixSpace.Never : PrefixSpace.Always,
                     var other => throw new NotSupportedException($"tokenizer.json: unknown Metaspace prepend_scheme '{other}'"),
                 };
-                return (scheme, Bool(metaspace, "split") ?? true);
+                return (scheme, TokenizerJson.Bool(metaspace, "split") ?? true);
             }
             return (Find(tokenizerJson["normalizer"], "normalizers", "Prepend") is not null ? PrefixSpace.Legacy : PrefixSpace.Never, false);
         }
-        if (Bool(config, "add_prefix_space") == false) return (PrefixSpace.Never, false);
-        return (Bool(config, "legacy") ?? true ? PrefixSpace.Legacy : PrefixSpace.First, false);
+        if (TokenizerJson.Bool(config, "add_prefix_space") == false) return (PrefixSpace.Never, false);
+        return (TokenizerJson.Bool(config, "legacy") ?? true ? PrefixSpace.Legacy : PrefixSpace.First, false);
     }
 
     /// <summary>tokenizer.json's added_tokens, then tokenizer_config.json's added_tokens_decoder and the older
@@ -113,10 +113,10 @@ internal sealed record TokenizerFiles(
         foreach (var source in new[] { config, specialMap })
         {
             foreach (var key in new[] { "bos_token", "eos_token", "unk_token", "pad_token" })
-                if (TokenContent(source?[key]) is { } s) named.Add(s);
+                if (TokenizerJson.TokenContent(source?[key]) is { } s) named.Add(s);
             foreach (var key in new[] { "additional_special_tokens", "extra_special_tokens" }) // transformers 4, 5
                 foreach (var n in source?[key] as JsonArray ?? [])
-                    if (TokenContent(n) is { } s) named.Add(s);
+                    if (TokenizerJson.TokenContent(n) is { } s) named.Add(s);
         }
         foreach (var (content, node) in addedJson ?? [])
         {
@@ -127,38 +127,17 @@ internal sealed record TokenizerFiles(
     }
 
     private static AddedToken FromJson(int id, JsonObject t) => new(
-        id, Str(t, "content") ?? throw new InvalidDataException($"added token {id} has no content"),
-        Bool(t, "special") ?? false, Bool(t, "lstrip") ?? false, Bool(t, "rstrip") ?? false);
+        id, TokenizerJson.Str(t, "content") ?? throw new InvalidDataException($"added token {id} has no content"),
+        TokenizerJson.Bool(t, "special") ?? false, TokenizerJson.Bool(t, "lstrip") ?? false, TokenizerJson.Bool(t, "rstrip") ?? false);
 
     /// <summary>A component of the given type, itself or inside a "Sequence".</summary>
     private static JsonObject? Find(JsonNode? node, string listKey, string type)
     {
         if (node is not JsonObject o) return null;
-        if (Str(o, "type") == type) return o;
-        if (Str(o, "type") == "Sequence")
+        if (TokenizerJson.Str(o, "type") == type) return o;
+        if (TokenizerJson.Str(o, "type") == "Sequence")
             foreach (var child in o[listKey] as JsonArray ?? [])
                 if (Find(child, listKey, type) is { } found) return found;
         return null;
-    }
-
-    /// <summary>A special token as tokenizer_config.json writes it: "&lt;s&gt;" or {"content": "&lt;s&gt;", ...}.</summary>
-    private static string? TokenContent(JsonNode? n) => n switch
-    {
-        JsonObject o => Str(o, "content"),
-        JsonValue v when v.TryGetValue(out string? s) => s,
-        _ => null,
-    };
-
-    private static string? Str(JsonObject? o, string key) => o?[key] is JsonValue v && v.TryGetValue(out string? s) ? s : null;
-    private static bool? Bool(JsonObject? o, string key) => o?[key] is JsonValue v && v.TryGetValue(out bool b) ? b : null;
-
-    /// <summary>The file as a JSON object; null when it does not exist.</summary>
-    private static JsonObject? ReadJson(string path)
-    {
-        if (!File.Exists(path)) return null;
-        JsonNode? root;
-        try { root = JsonNode.Parse(File.ReadAllText(path)); }
-        catch (JsonException e) { throw new InvalidDataException($"{path}: not valid JSON ({e.Message})", e); }
-        return root as JsonObject ?? throw new InvalidDataException($"{path}: not a JSON object");
     }
 }
