@@ -153,7 +153,7 @@ public sealed class ComponentTests : BunitContext, IAsyncLifetime
     }
 
     [Fact]
-    public void ViewPickerAppearsOnlyWhenThereIsAChoiceAndReportsIt()
+    public async Task ViewPickerAppearsOnlyWhenThereIsAChoiceAndReportsIt()
     {
         var image = new ImageGridView("image", 0, 24, 24, 24, new ImageRect(0, -50, 200, 200));
         var single = Render<ViewPicker>(p => p.Add(c => c.Views, [image]).Add(c => c.Selected, "image"));
@@ -172,7 +172,7 @@ public sealed class ComponentTests : BunitContext, IAsyncLifetime
         Assert.Contains("View", root.TextContent); // the label
         Assert.Equal("tiles (6×9)", picker.Find("[data-testid=view-picker] input").GetAttribute("value"));
         var select = picker.FindComponent<MudBlazor.MudSelect<string>>();
-        picker.InvokeAsync(() => select.Instance.ValueChanged.InvokeAsync("base")).GetAwaiter().GetResult();
+        await picker.InvokeAsync(() => select.Instance.ValueChanged.InvokeAsync("base"));
         Assert.Equal("base", chosen);
 
         // The `v` key: the next view, wrapping around; an unknown one starts at the first.
