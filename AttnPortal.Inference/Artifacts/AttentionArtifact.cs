@@ -72,6 +72,9 @@ public static class AttentionArtifact
             {
                 ["input"] = new JsonArray(r.InputTokens.Select(t => (JsonNode?)t).ToArray()),
                 ["generated"] = new JsonArray(r.GeneratedTokens.Select(t => (JsonNode?)t).ToArray()),
+                // Readable text of each token ("Ġthe"/"▁the" as " the", "Ċ" as "\n"), for display.
+                ["input_text"] = new JsonArray(r.InputIds.Select((id, i) => (JsonNode?)(r.Modality[i] == (byte)KeyModality.Image ? r.InputTokens[i] : engine.Tokenizer.TokenText((int)id))).ToArray()),
+                ["generated_text_pieces"] = new JsonArray(r.Generation.GeneratedIds.Select(id => (JsonNode?)engine.Tokenizer.TokenText((int)id)).ToArray()),
                 ["generated_text"] = r.GeneratedText,
             },
             ["image"] = image,

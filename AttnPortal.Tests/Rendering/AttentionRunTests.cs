@@ -204,13 +204,17 @@ public sealed class AttentionRunTests(RenderingArtifacts artifacts) : IClassFixt
         Assert.Equal(new ImageGridView("image", 0, 24, 24, 24, artifacts.PadGeometry.Frame), Assert.Single(run.Views));
         Assert.Equal(r.Image.Views, run.Views);
         Assert.Equal((r.Image.OriginalWidth, r.Image.OriginalHeight), (run.OriginalWidth, run.OriginalHeight));
-        Assert.Equal(r.InputTokens, run.InputTokens);
-        Assert.Equal(r.GeneratedTokens, run.GeneratedTokens);
+        // Tokens as readable text (the tokenizer's TokenText: "▁the" as " the"), image positions as "<image>".
+        var tok = AttnPortal.Inference.Text.LlavaTokenizer.Load(Fixture.Checkpoint);
+        var inputText = r.InputIds.Select((id, i) => r.Modality[i] == (byte)KeyModality.Image ? "<image>" : tok.TokenText((int)id)).ToArray();
+        var generatedText = r.Generation.GeneratedIds.Select(id => tok.TokenText((int)id)).ToArray();
+        Assert.Equal(inputText, run.InputTokens);
+        Assert.Equal(generatedText, run.GeneratedTokens);
         Assert.Equal(r.GeneratedText, run.GeneratedText);
         Assert.Equal(r.Modality.Select(m => (KeyModality)m), run.Modality);
-        Assert.Equal(r.InputTokens[^1], run.QueryToken(0));
-        Assert.Equal(r.GeneratedTokens[0], run.QueryToken(1));
-        Assert.Equal(r.GeneratedTokens[0], run.PredictedToken(0));
+        Assert.Equal(inputText[^1], run.QueryToken(0));
+        Assert.Equal(generatedText[0], run.QueryToken(1));
+        Assert.Equal(generatedText[0], run.PredictedToken(0));
         Assert.Equal(r.InputIds.Length - 1 + 2, run.QueryPosition(2));
         Assert.Equal("attnportal.attention/1", run.Metadata!["format"]!.GetValue<string>());
         // The loaded tensor is the engine's capture, row for row.

@@ -192,8 +192,9 @@ public sealed class AttentionRun
         (int, int)? originalSize = Int(image?["width"]) is int w && Int(image?["height"]) is int h ? (w, h) : null;
         try
         {
-            inputTokens = Strings(meta?["tokens"]?["input"]);
-            generatedTokens = Strings(meta?["tokens"]?["generated"]);
+            // Readable pieces where the artifact has them (byte-level BPE spells " the" as "Ġthe"), else the vocabulary's spelling.
+            inputTokens = Strings(meta?["tokens"]?["input_text"]) ?? Strings(meta?["tokens"]?["input"]);
+            generatedTokens = Strings(meta?["tokens"]?["generated_text_pieces"]) ?? Strings(meta?["tokens"]?["generated"]);
             generatedText = meta?["tokens"]?["generated_text"]?.GetValue<string>();
             geometry = ParseGeometry(image, (int)Math.Round(Math.Sqrt(count)));
             views = ParseViews(image?["views"]);
