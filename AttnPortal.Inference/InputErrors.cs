@@ -11,3 +11,15 @@ public static class InputErrors
     public static string Message(Exception e) =>
         e is ArgumentException { ParamName: { } name } ? e.Message.Replace($" (Parameter '{name}')", "") : e.Message;
 }
+
+/// <summary>Running out of device (or host) memory: not the user's input, not a bug; the run fails, the worker goes on.</summary>
+public static class MemoryErrors
+{
+    /// <summary>libtorch reports a failed CUDA allocation as "CUDA out of memory. Tried to allocate …" through
+    /// TorchSharp's ExternalException; the CPU allocator as "DefaultCPUAllocator: not enough memory".</summary>
+    public static bool IsOutOfMemory(Exception e) =>
+        e is OutOfMemoryException
+        || e.Message.Contains("out of memory", StringComparison.OrdinalIgnoreCase)
+        || e.Message.Contains("not enough memory", StringComparison.OrdinalIgnoreCase)
+        || (e.InnerException is { } inner && IsOutOfMemory(inner));
+}

@@ -53,6 +53,26 @@ public sealed class LlavaEngine : IDisposable
     public TimeSpan LoadTime { get; }
     public IEnumerable<Tensor> Parameters => _model.parameters();
 
+    /// <summary>Memory held by the weights on <see cref="Device"/>.</summary>
+    public long ParameterBytes => _model.parameters().Sum(p => p.numel() * p.ElementSize);
+
+    /// <summary>
+    /// The memory a checkpoint's weights will take at <paramref name="dtype"/>, from the safetensors headers alone
+    /// (nothing is read): what a worker needs to know before it loads a model next to others.
+    /// </summary>
+    public static long EstimateBytes(string checkpointDir, string dtype)
+    {
+        if (Directory.Exists(checkpointDir) && LoraAdapter.IsAdapterDirectory(checkpointDir))
+            checkpointDir = LoraAdapter.Load(checkpointDir).ResolveBase();
+        long elements = 0;
+        foreach (var path in CheckpointLoader.WeightFiles(checkpointDir))
+        {
+            using var file = SafeTensorsFile.Open(path);
+            elements += file.Tensors.Values.Sum(t => t.ElementCount);
+        }
+        return elements * ParseDType(dtype) switch { ScalarType.Float32 => 4, _ => 2 };
+    }
+
     private LlavaEngine(string dir, string? adapterDir, LlavaConfig config, ITokenizer tokenizer, ImagePreparer images,
         LlavaForConditionalGeneration model, RotaryTables rope, Device device, ScalarType dtype, TimeSpan loadTime)
     {

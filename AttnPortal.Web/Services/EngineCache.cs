@@ -3,30 +3,69 @@ using AttnPortal.Inference;
 namespace AttnPortal.Web.Services;
 
 /// <summary>
-/// Keeps the most recently used model loaded between jobs (loading a 7B checkpoint costs seconds; holding two could
-/// exhaust the GPU). Jobs run one at a time on the "gpu" queue, so one engine at a time is also all that is needed.
+/// Keeps models loaded between jobs so the second run on a model pays no load time, within
+/// <see cref="WorkerOptions.ModelMemoryBudgetGiB"/>: before a model is loaded, the least recently used ones are
+/// unloaded until it fits (0: only the last model stays). Jobs run one at a time on the "gpu" queue.
 /// </summary>
-public sealed class EngineCache(PortalPaths paths) : IDisposable
+public sealed class EngineCache(PortalPaths paths, PortalOptions options, ILogger<EngineCache> log) : IDisposable
 {
     private readonly object _gate = new();
-    private string? _name;
-    private LlavaEngine? _engine;
+    private readonly LinkedList<(string Name, LlavaEngine Engine)> _loaded = new(); // most recently used first
+
+    /// <summary>The loaded models, most recently used first.</summary>
+    public IReadOnlyList<string> Loaded
+    {
+        get { lock (_gate) return _loaded.Select(e => e.Name).ToList(); }
+    }
 
     public LlavaEngine Get(ModelOptions model)
     {
         lock (_gate)
         {
-            if (_name == model.Name && _engine is not null) return _engine;
-            _engine?.Dispose();
-            _engine = null;
-            _engine = LlavaEngine.Load(paths.ModelPath(model), new EngineOptions(model.Device, model.DType));
-            _name = model.Name;
-            return _engine;
+            for (var node = _loaded.First; node is not null; node = node.Next)
+                if (node.Value.Name == model.Name)
+                {
+                    _loaded.Remove(node);
+                    _loaded.AddFirst(node);
+                    return node.Value.Engine;
+                }
+
+            string path = paths.ModelPath(model);
+            long budget = (long)(options.Worker.ModelMemoryBudgetGiB * (1L << 30));
+            long needed = budget > 0 ? LlavaEngine.EstimateBytes(path, model.DType) : 0;
+            while (_loaded.Count > 0 && (budget <= 0 || Resident() + needed > budget)) Unload(_loaded.Last!);
+            if (budget > 0 && needed > budget)
+                log.LogWarning("model {Model} needs about {Needed:F1} GiB, more than the {Budget:F1} GiB budget: loading it alone", model.Name, needed / (double)(1L << 30), options.Worker.ModelMemoryBudgetGiB);
+            var engine = LlavaEngine.Load(path, new EngineOptions(model.Device, model.DType));
+            _loaded.AddFirst((model.Name, engine));
+            return engine;
         }
+    }
+
+    /// <summary>Unloads every model but <paramref name="keep"/>: after a device ran out of memory, the next run should
+    /// find as much of it free as possible.</summary>
+    public void ReleaseAllBut(string? keep)
+    {
+        lock (_gate)
+            for (var node = _loaded.First; node is not null;)
+            {
+                var next = node.Next;
+                if (node.Value.Name != keep) Unload(node);
+                node = next;
+            }
+    }
+
+    private long Resident() => _loaded.Sum(e => e.Engine.ParameterBytes);
+
+    private void Unload(LinkedListNode<(string Name, LlavaEngine Engine)> node)
+    {
+        _loaded.Remove(node);
+        node.Value.Engine.Dispose();
     }
 
     public void Dispose()
     {
-        lock (_gate) _engine?.Dispose();
+        lock (_gate)
+            while (_loaded.Count > 0) Unload(_loaded.Last!);
     }
 }

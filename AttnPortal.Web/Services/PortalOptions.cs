@@ -9,8 +9,16 @@ public sealed class PortalOptions
     public AdminOptions Admin { get; set; } = new();
     public UploadOptions Upload { get; set; } = new();
     public List<ModelOptions> Models { get; set; } = [];
+    public WorkerOptions Worker { get; set; } = new();
 
     public ModelOptions? Model(string name) => Models.FirstOrDefault(m => m.Name == name);
+}
+
+public sealed class WorkerOptions
+{
+    /// <summary>Memory the loaded models may hold together, in GiB of weights at their configured dtype. Models stay
+    /// loaded between jobs and the least recently used is unloaded to make room; 0 keeps only the last model.</summary>
+    public double ModelMemoryBudgetGiB { get; set; }
 }
 
 public sealed class AdminOptions

@@ -69,6 +69,15 @@ public sealed class RunJob(PortalDbContext db, PortalOptions options, PortalPath
         {
             await FinishAsync(run, RunStatus.Canceled, null);
         }
+        catch (Exception e) when (MemoryErrors.IsOutOfMemory(e))
+        {
+            // The run's tensors were released by its dispose scopes; unloading the other cached models gives the next
+            // run the most room. The worker itself carries on.
+            log.LogWarning(e, "run {RunId} ran out of memory", run.Id);
+            engines.ReleaseAllBut(run.ModelName);
+            await FinishAsync(run, RunStatus.Failed, $"out of memory on {options.Model(run.ModelName)?.Device ?? "the device"} " +
+                $"(model {run.ModelName}; a shorter answer, a smaller image or a larger device may fit): {FirstLine(e.Message)}");
+        }
         catch (Exception e)
         {
             bool inputError = InputErrors.IsInputError(e);
@@ -89,6 +98,8 @@ public sealed class RunJob(PortalDbContext db, PortalOptions options, PortalPath
         await db.SaveChangesAsync(CancellationToken.None);
         Publish(run);
     }
+
+    private static string FirstLine(string message) => message.Split('\n', 2)[0].Trim();
 
     private void Publish(Run run) =>
         events.Publish(new RunUpdate(run.Id, run.Status, run.StepsDone, run.MaxNewTokens, run.Error, null));
