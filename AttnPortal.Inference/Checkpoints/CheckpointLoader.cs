@@ -124,9 +124,11 @@ public static class CheckpointLoader
             // File by file, releasing each mapping once its tensors are copied: the process never holds more than
             // one shard's pages besides the model itself.
             using var noGrad = torch.no_grad();
+            using var pinned = new PinnedStaging();
             foreach (var group in parameters.GroupBy(p => Source(p.Key).File).ToList())
             {
-                foreach (var (name, parameter) in group) CopyInto(parameter, group.Key, Source(name).Info);
+                foreach (var (name, parameter) in group) CopyInto(parameter, group.Key, Source(name).Info, pinned);
+                pinned.Drain(); // the transfers read the pinned buffers, not the mapping, but finish them before the next shard
                 group.Key.Dispose();
             }
             adapter?.MergeInto(parameters, key => CanonicalKey(key, model.Config.OriginalLayout));
@@ -161,10 +163,15 @@ public static class CheckpointLoader
         return tensor;
     }
 
-    private static void CopyInto(Tensor parameter, SafeTensorsFile file, SafeTensorInfo info)
+    private static void CopyInto(Tensor parameter, SafeTensorsFile file, SafeTensorInfo info, PinnedStaging pinned)
     {
         var dtype = ScalarTypeOf(file, info);
         var bytes = file.Bytes(info);
+        if (parameter.device_type == DeviceType.CUDA)
+        {
+            pinned.CopyToDevice(parameter, bytes, dtype, info.ElementCount);
+            return;
+        }
         // set_bytes only reads from the span; the mapping itself is read-only.
         var span = MemoryMarshal.CreateSpan(ref MemoryMarshal.GetReference(bytes), bytes.Length);
         if (parameter.device_type == DeviceType.CPU && parameter.dtype == dtype && parameter.is_contiguous())

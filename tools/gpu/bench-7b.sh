@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Runs ON the GPU machine (../shared/gpu/README.md), in one call: builds a random checkpoint with LLaVA-1.5-7B's
+# shapes (BF16, sharded like the Hub's), times HF transformers (SDPA without attentions; eager with
+# output_attentions) and the engine (every step's, layer's and head's attention captured) on the same weights, image
+# and prompt, and prints one table. A benchmark: it asserts nothing.
+set -uo pipefail
+app=".gpu/app/AttnPortal.Cli.dll"
+fx=AttnPortal.Tests/Fixtures/hf
+ckpt=/tmp/llava7b
+runs=${RUNS:-5}
+cli() { bash .gpu/on-gpu.sh dotnet "$app" "$@"; }
+[[ -d $ckpt ]] || python3 tools/fixtures/make_7b_shaped.py --tiny $fx/tiny-llava --out $ckpt 2>&1 | grep -v -i warn | tail -1
+gb=$(du -sb $ckpt/*.safetensors | awk '{s+=$1} END {printf "%.2f", s/1e9}')
+python3 tools/gpu/hf_bench.py --model $ckpt --image $fx/images/wide.png --runs $runs 2>/dev/null | tail -1 > /tmp/hf.json
+base=$(nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits | head -1)
+(while true; do nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits | head -1; sleep 0.1; done) > /tmp/mem.txt &
+sampler=$!
+cli bench --model $ckpt --image $fx/images/wide.png --runs $runs --max-new-tokens 32 --device cuda --dtype bfloat16 > /tmp/engine.md
+kill $sampler
+cat /tmp/engine.md
+python3 - "$gb" "$base" <<'PY'
+import json, re, sys
+gb, base = float(sys.argv[1]), int(sys.argv[2])
+hf = json.load(open("/tmp/hf.json"))
+engine = open("/tmp/engine.md").read()
+peak = (max(int(x) for x in open("/tmp/mem.txt").read().split()) - base) / 1024
+med = float(re.search(r"median total: ([\d.]+) ms", engine).group(1)) / 1000
+best = float(re.search(r"best total: ([\d.]+) ms", engine).group(1)) / 1000
+load = float(re.search(r"load: ([\d.]+) s", engine).group(1))
+rows = [r for r in engine.splitlines() if re.match(r"\| \d+ \|", r)]
+steps = int(rows[-1].split("|")[3])
+anchor = hf["eager_attentions"]["median_s"]
+print(f"\nLLaVA-1.5-7B shapes, bf16, H100; {hf['prompt_tokens']} prompt tokens + 32 new, greedy; median of {len(rows)} runs after a warm-up\n")
+print("| system | median s | best s | new tokens/s | peak GPU GiB | vs HF eager+attentions |")
+print("|---|---|---|---|---|---|")
+for name, key in (("HF transformers 5.17, SDPA, no attentions", "sdpa"), ("HF transformers 5.17, eager + output_attentions", "eager_attentions")):
+    h = hf[key]
+    print(f"| {name} | {h['median_s']:.3f} | {h['best_s']:.3f} | {h['new_tokens'] / h['median_s']:.1f} | {h['peak_gib']:.1f} | {anchor / h['median_s']:.2f}x |")
+print(f"| AttnPortal engine, every step/layer/head captured | {med:.3f} | {best:.3f} | {steps / med:.1f} | {peak:.1f} (nvidia-smi, incl. CUDA context) | {anchor / med:.2f}x |")
+print(f"\nengine load: {gb:.2f} GB of safetensors in {load:.1f} s = {gb / load:.2f} GB/s")
+PY
