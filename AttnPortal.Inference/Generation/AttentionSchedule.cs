@@ -86,4 +86,33 @@ public sealed class LayerMasks
             : keyImage.ne(queryImage).logical_or(k.eq(queryPos));
         return allowed.logical_and(rows);
     }
+
+    /// <summary>
+    /// Per layer, the keys [0, capacity) the query at <paramref name="position"/> ([1], on the device) may attend to in
+    /// a decoding step: computed on the device from the position, so a captured CUDA graph stays right as it advances.
+    /// Layers with the same rule share one row.
+    /// </summary>
+    public Tensor[] DecodeRows(Tensor position)
+    {
+        long capacity = _isImage.shape[0];
+        var k = arange(0, capacity, dtype: ScalarType.Int64, device: _isImage.device);
+        var causal = k <= position;
+        if (_window is int w) causal = causal.logical_and(k > position - w);
+        Tensor? modal = null;
+        var rows = new Tensor[_layers];
+        for (int layer = 0; layer < _layers; layer++)
+        {
+            if (!_schedule.UsesModalityMask(layer, _layers)) { rows[layer] = causal; continue; }
+            if (modal is null)
+            {
+                var rowPosition = _seedDecoding ? zeros_like(position) : position;
+                var queryImage = _isImage.index_select(0, rowPosition);
+                modal = causal.logical_and(_schedule == AttentionSchedule.Alternating
+                    ? _isImage.eq(queryImage)
+                    : _isImage.ne(queryImage).logical_or(k.eq(rowPosition)));
+            }
+            rows[layer] = modal;
+        }
+        return rows;
+    }
 }

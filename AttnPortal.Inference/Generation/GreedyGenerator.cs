@@ -40,9 +40,11 @@ public sealed class GreedyGenerator(LlavaForConditionalGeneration model, RotaryT
         using var runScope = torch.NewDisposeScope();
         var dtype = model.Model.LanguageModel.EmbedTokens.parameters().First().dtype;
         int maxKeys = promptLength + maxNewTokens - 1;
+        // Zero-filled: decoding steps attend over the whole cache with the keys beyond the query masked, and a masked
+        // key must contribute 0 · value = 0, which uninitialised memory (NaN) would not.
         var cache = Enumerable.Range(0, text.NumHiddenLayers).Select(_ => new LayerKvCache(
-            torch.empty(1, text.NumKeyValueHeads, maxKeys, text.HeadDim, dtype, device),
-            torch.empty(1, text.NumKeyValueHeads, maxKeys, text.HeadDim, dtype, device))).ToList();
+            torch.zeros(1, text.NumKeyValueHeads, maxKeys, text.HeadDim, dtype, device),
+            torch.zeros(1, text.NumKeyValueHeads, maxKeys, text.HeadDim, dtype, device))).ToList();
         // Capture stays on the device until the run ends: one copy to the host instead of one per step. Reduced-precision
         // models keep it in float16 (half the memory; its 2^-11 step near 1 is 8x finer than bfloat16's); the softmax
         // itself is always float32.
@@ -52,8 +54,7 @@ public sealed class GreedyGenerator(LlavaForConditionalGeneration model, RotaryT
         var isImage = torch.zeros(maxKeys, ScalarType.Bool, device);
         var promptImage = torch.tensor(input.ImagePositions, device: device);
         isImage.narrow(0, 0, promptLength).copy_(promptImage);
-        var masks = input.Schedule != AttentionSchedule.Standard || text.SlidingWindow is not null
-            ? new LayerMasks(input.Schedule, input.SeedCompatibleDecoding, text.NumHiddenLayers, text.SlidingWindow, isImage) : null;
+        var masks = new LayerMasks(input.Schedule, input.SeedCompatibleDecoding, text.NumHiddenLayers, text.SlidingWindow, isImage);
         var generated = new List<long>(maxNewTokens);
 
         var clock = Stopwatch.StartNew();
@@ -75,17 +76,30 @@ public sealed class GreedyGenerator(LlavaForConditionalGeneration model, RotaryT
         generated.Add(next);
         progress?.Invoke(new StepProgress(0, maxNewTokens, (int)next));
 
+        // Decoding: one static-shape step (DecodeStep) whose inputs and outputs live in fixed device buffers, run
+        // eagerly or, on CUDA when the graph shim is there, captured once and replayed; the only host synchronisation
+        // per token is reading the greedy choice (EOS and progress need it).
         bool eos = eosIds.Contains(next);
-        for (int step = 1; step < maxNewTokens && !eos; step++)
+        if (maxNewTokens > 1 && !eos)
         {
-            cancel.ThrowIfCancellationRequested();
-            using var stepScope = torch.NewDisposeScope();
-            var embeds = model.Model.PromptEmbeddings(torch.tensor(new[] { next }, device: device).unsqueeze(0), null, null);
-            var hidden = model.Model.LanguageModel.Forward(embeds, promptLength + step - 1, rope, cache, capture[step], masks);
-            next = Choose(hidden, logitsBuffer, step);
-            generated.Add(next);
-            eos = eosIds.Contains(next);
-            progress?.Invoke(new StepProgress(step, maxNewTokens, (int)next));
+            var state = new DecodeState(
+                torch.tensor(new[] { next }, device: device).view(1, 1), torch.tensor(new long[] { promptLength }, device: device),
+                torch.zeros([text.NumHiddenLayers, text.NumAttentionHeads, maxKeys], captureType, device),
+                torch.empty(text.VocabSize, ScalarType.Float32, device));
+            void Step() => DecodeStep(state, cache, masks);
+            using var graph = CudaGraph.TryCapture(device, Step); // when it captures, it has run step 1 already
+            for (int step = 1; step < maxNewTokens && !eos; step++)
+            {
+                cancel.ThrowIfCancellationRequested();
+                if (graph is null) Step();
+                else if (step > 1) graph.Replay();
+                capture[step].copy_(state.Capture);
+                logitsBuffer?[step].copy_(state.Logits);
+                next = state.NextId.item<long>();
+                generated.Add(next);
+                eos = eosIds.Contains(next);
+                progress?.Invoke(new StepProgress(step, maxNewTokens, (int)next));
+            }
         }
 
         int steps = generated.Count, keys = promptLength + steps - 1;
@@ -93,6 +107,21 @@ public sealed class GreedyGenerator(LlavaForConditionalGeneration model, RotaryT
         float[]? logits = logitsBuffer?.narrow(0, 0, steps).cpu().data<float>().ToArray();
         return new GenerationResult([.. generated], attention, steps, text.NumHiddenLayers, text.NumAttentionHeads, keys,
             logits, text.VocabSize, visionTime, prefillTime, clock.Elapsed - visionTime - prefillTime, eos);
+    }
+
+    /// <summary>The fixed buffers of the decoding loop: the token fed in and its position (advanced by each step), the
+    /// step's attention rows and logits.</summary>
+    private sealed record DecodeState(Tensor NextId, Tensor Position, Tensor Capture, Tensor Logits);
+
+    private void DecodeStep(DecodeState s, IReadOnlyList<LayerKvCache> cache, LayerMasks masks)
+    {
+        using var scope = torch.NewDisposeScope();
+        var embeds = model.Model.PromptEmbeddings(s.NextId, null, null);
+        var hidden = model.Model.LanguageModel.Decode(embeds, s.Position, rope, cache, s.Capture, masks.DecodeRows(s.Position));
+        var logits = model.Logits(hidden)[0, 0].to(ScalarType.Float32);
+        s.Logits.copy_(logits);
+        s.NextId.copy_(logits.argmax().view(1, 1));
+        s.Position.add_(1);
     }
 
     private long Choose(Tensor hidden, Tensor? logitsBuffer, int step)

@@ -73,6 +73,16 @@ public sealed class RotaryTables : IDisposable
         return x * cos + rotated * sin;
     }
 
+    /// <summary>Rotates q or k ([B, heads, 1, d]) for the one position held, on the device, by <paramref name="position"/> ([1]).</summary>
+    public Tensor ApplyAt(Tensor x, Tensor position)
+    {
+        long half = x.shape[3] / 2;
+        var cos = _cos.index_select(0, position);
+        var sin = _sin.index_select(0, position);
+        var rotated = torch.cat([-x.narrow(-1, half, half), x.narrow(-1, 0, half)], -1);
+        return x * cos + rotated * sin;
+    }
+
     public void Dispose()
     {
         _cos.Dispose();
@@ -149,6 +159,28 @@ public sealed class LlamaAttention : nn.Module
         return o_proj.forward(output.transpose(1, 2).reshape(1, n, _heads * _headDim));
     }
 
+    /// <summary>
+    /// One decoding step whose shapes do not depend on how far the run has got, so that it can be replayed from a CUDA
+    /// graph: the position lives on the device, the new key and value are written at it, and the query attends over the
+    /// whole cache with every key beyond it (and every key its schedule forbids) masked. The cache is zero-filled, so
+    /// those keys contribute exactly nothing.
+    /// </summary>
+    /// <param name="position">[1] on the device: the position of the token fed in.</param>
+    /// <param name="captureRow">[heads, capacity]: receives the attention probabilities.</param>
+    /// <param name="allowed">[capacity] bool: the keys this layer's query may attend to.</param>
+    public Tensor Decode(Tensor x, Tensor position, RotaryTables rope, LayerKvCache cache, Tensor captureRow, Tensor allowed)
+    {
+        var q = rope.ApplyAt(q_proj.forward(x).view(1, 1, _heads, _headDim).transpose(1, 2), position);
+        var k = rope.ApplyAt(k_proj.forward(x).view(1, 1, _kvHeads, _headDim).transpose(1, 2), position);
+        var v = v_proj.forward(x).view(1, 1, _kvHeads, _headDim).transpose(1, 2);
+        cache.Keys.index_copy_(2, position, k);
+        cache.Values.index_copy_(2, position, v);
+        var probs = LastRowProbabilities(q, cache.Keys, allowed);  // [1, heads, 1, capacity] float32
+        captureRow.copy_(probs[0, .., 0, ..]);
+        var output = GroupedMatmul(probs.to(x.dtype), cache.Values);
+        return o_proj.forward(output.transpose(1, 2).reshape(1, 1, _heads * _headDim));
+    }
+
     /// <summary>softmax(q Kᵀ / √d) for one query row, softmax in float32 as HF's eager attention; masked keys get
     /// exactly 0 (every row allows at least one key: itself, or position 0 in the seed's decoding rows).</summary>
     private Tensor LastRowProbabilities(Tensor q, Tensor keys, Tensor? maskRow)
@@ -197,6 +229,12 @@ public sealed class LlamaDecoderLayer : nn.Module
         x = x + self_attn.Forward(input_layernorm.forward(x), start, rope, cache, captureRow, mask);
         return x + mlp.forward(post_attention_layernorm.forward(x));
     }
+
+    public Tensor Decode(Tensor x, Tensor position, RotaryTables rope, LayerKvCache cache, Tensor captureRow, Tensor allowed)
+    {
+        x = x + self_attn.Decode(input_layernorm.forward(x), position, rope, cache, captureRow, allowed);
+        return x + mlp.forward(post_attention_layernorm.forward(x));
+    }
 }
 
 public sealed class LlamaModel : nn.Module
@@ -224,6 +262,18 @@ public sealed class LlamaModel : nn.Module
         long n = x.shape[1];
         for (int i = 0; i < layers.Count; i++)
             x = layers[i].Forward(x, start, rope, cache[i], captureStep?[i], masks?.For(i, start, n));
+        return norm.forward(x);
+    }
+
+    /// <summary>One static-shape decoding step (see <see cref="LlamaAttention.Decode"/>).</summary>
+    /// <param name="captureStep">[layers, heads, capacity]: each layer's attention row.</param>
+    /// <param name="allowed">Per layer, the [capacity] keys its query may attend to.</param>
+    public Tensor Decode(Tensor inputsEmbeds, Tensor position, RotaryTables rope, IReadOnlyList<LayerKvCache> cache, Tensor captureStep,
+        IReadOnlyList<Tensor> allowed)
+    {
+        var x = inputsEmbeds;
+        for (int i = 0; i < layers.Count; i++)
+            x = layers[i].Decode(x, position, rope, cache[i], captureStep[i], allowed[i]);
         return norm.forward(x);
     }
 }

@@ -18,6 +18,8 @@ sampler=$!
 cli bench --model $ckpt --image $fx/images/wide.png --runs $runs --max-new-tokens 32 --device cuda --dtype bfloat16 > /tmp/engine.md
 kill $sampler
 cat /tmp/engine.md
+# The same without CUDA graphs (eager decoding), for the record.
+ATTNPORTAL_CUDA_GRAPHS=0 cli bench --model $ckpt --image $fx/images/wide.png --runs $runs --max-new-tokens 32 --device cuda --dtype bfloat16 > /tmp/engine-eager.md
 python3 - "$gb" "$base" <<'PY'
 import json, re, sys
 gb, base = float(sys.argv[1]), int(sys.argv[2])
@@ -37,5 +39,9 @@ for name, key in (("HF transformers 5.17, SDPA, no attentions", "sdpa"), ("HF tr
     h = hf[key]
     print(f"| {name} | {h['median_s']:.3f} | {h['best_s']:.3f} | {h['new_tokens'] / h['median_s']:.1f} | {h['peak_gib']:.1f} | {anchor / h['median_s']:.2f}x |")
 print(f"| AttnPortal engine, every step/layer/head captured | {med:.3f} | {best:.3f} | {steps / med:.1f} | {peak:.1f} (nvidia-smi, incl. CUDA context) | {anchor / med:.2f}x |")
+eager = open("/tmp/engine-eager.md").read()
+emed = float(re.search(r"median total: ([\d.]+) ms", eager).group(1)) / 1000
+ebest = float(re.search(r"best total: ([\d.]+) ms", eager).group(1)) / 1000
+print(f"| same, CUDA graphs off (ATTNPORTAL_CUDA_GRAPHS=0) | {emed:.3f} | {ebest:.3f} | {steps / emed:.1f} | | {anchor / emed:.2f}x |")
 print(f"\nengine load: {gb:.2f} GB of safetensors in {load:.1f} s = {gb / load:.2f} GB/s")
 PY

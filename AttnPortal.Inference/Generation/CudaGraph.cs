@@ -1,0 +1,77 @@
+using System.Runtime.InteropServices;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace AttnPortal.Inference.Generation;
+
+/// <summary>
+/// A CUDA graph of one decoding step, through a small C++ shim over libtorch's <c>at::cuda::CUDAGraph</c>
+/// (<c>native/cudagraph/attnportal_cudagraph.cpp</c>, built against the PyTorch the engine runs on; TorchSharp binds no
+/// graphs). Replaying the graph launches the step's few hundred kernels at once instead of one P/Invoke and one launch
+/// each. Without the shim, or on the CPU, decoding stays eager: same numbers, more launch overhead.
+/// </summary>
+public sealed class CudaGraph : IDisposable
+{
+    private const string Library = "attnportal_cudagraph";
+    private IntPtr _graph;
+
+    [DllImport(Library)] private static extern IntPtr ap_graph_new();
+    [DllImport(Library)] private static extern int ap_side_stream_begin();
+    [DllImport(Library)] private static extern int ap_capture_begin(IntPtr graph);
+    [DllImport(Library)] private static extern int ap_capture_end(IntPtr graph);
+    [DllImport(Library)] private static extern int ap_side_stream_end();
+    [DllImport(Library)] private static extern int ap_replay(IntPtr graph);
+    [DllImport(Library)] private static extern void ap_graph_free(IntPtr graph);
+
+    private static readonly Lazy<bool> Available = new(() =>
+    {
+        if (Environment.GetEnvironmentVariable("ATTNPORTAL_CUDA_GRAPHS") == "0") return false;
+        try { return NativeLibrary.TryLoad(Library, typeof(CudaGraph).Assembly, null, out _); }
+        catch (Exception e) when (e is DllNotFoundException or BadImageFormatException) { return false; }
+    });
+
+    private CudaGraph(IntPtr graph) => _graph = graph;
+
+    /// <summary>
+    /// Runs <paramref name="step"/> once for real on a side stream (libtorch allocates its per-stream handles there),
+    /// then records it as a graph without running it; null when graphs are not available here. The caller runs the
+    /// first step's effect already happened: replay from the second step on.
+    /// </summary>
+    public static CudaGraph? TryCapture(Device device, Action step)
+    {
+        if (device.type != DeviceType.CUDA || !Available.Value) return null;
+        var graph = ap_graph_new();
+        torch.cuda.synchronize();
+        Check(ap_side_stream_begin(), "side stream");
+        try
+        {
+            step();
+            torch.cuda.synchronize();
+            Check(ap_capture_begin(graph), "capture begin");
+            step();
+            Check(ap_capture_end(graph), "capture end");
+        }
+        catch
+        {
+            ap_side_stream_end();
+            ap_graph_free(graph);
+            throw;
+        }
+        Check(ap_side_stream_end(), "side stream end");
+        return new CudaGraph(graph);
+    }
+
+    public void Replay() => Check(ap_replay(_graph), "replay");
+
+    private static void Check(int status, string what)
+    {
+        if (status != 0) throw new InvalidOperationException($"CUDA graph {what} failed (status {status})");
+    }
+
+    public void Dispose()
+    {
+        if (_graph == IntPtr.Zero) return;
+        ap_graph_free(_graph);
+        _graph = IntPtr.Zero;
+    }
+}

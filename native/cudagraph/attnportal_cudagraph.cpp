@@ -1,0 +1,65 @@
+// A C ABI over libtorch's at::cuda::CUDAGraph for AttnPortal's decoding loop (TorchSharp binds no CUDA graphs).
+// Built against the same libtorch the engine runs on (tools/gpu/build-cudagraph.sh), so the graph, TorchSharp's ops and
+// the caching allocator share one process-wide CUDA state. Every function returns 0 on success; errors go to stderr.
+#include <ATen/cuda/CUDAGraph.h>
+#include <c10/cuda/CUDAStream.h>
+#include <cstdio>
+#include <optional>
+
+namespace {
+std::optional<c10::cuda::CUDAStream> side_stream;
+
+template <typename F>
+int guarded(const char* what, F&& f) {
+  try {
+    f();
+    return 0;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "attnportal_cudagraph %s: %s\n", what, e.what());
+    return 1;
+  }
+}
+}  // namespace
+
+extern "C" {
+void* ap_graph_new() {
+  try {
+    return new at::cuda::CUDAGraph();
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "attnportal_cudagraph new: %s\n", e.what());
+    return nullptr;
+  }
+}
+
+// Capture needs a stream other than the legacy default one; libtorch launches on the "current" stream.
+int ap_side_stream_begin() {
+  return guarded("side stream", [] {
+    side_stream = c10::cuda::getStreamFromPool();
+    c10::cuda::setCurrentCUDAStream(*side_stream);
+  });
+}
+
+int ap_side_stream_end() {
+  return guarded("side stream end", [] {
+    c10::cuda::setCurrentCUDAStream(c10::cuda::getDefaultCUDAStream());
+    side_stream.reset();
+  });
+}
+
+// Thread-local capture: CUDA calls other threads make meanwhile (a finalizer freeing a tensor) do not break it.
+int ap_capture_begin(void* graph) {
+  return guarded("capture begin", [&] {
+    static_cast<at::cuda::CUDAGraph*>(graph)->capture_begin({0, 0}, cudaStreamCaptureModeThreadLocal);
+  });
+}
+
+int ap_capture_end(void* graph) {
+  return guarded("capture end", [&] { static_cast<at::cuda::CUDAGraph*>(graph)->capture_end(); });
+}
+
+int ap_replay(void* graph) {
+  return guarded("replay", [&] { static_cast<at::cuda::CUDAGraph*>(graph)->replay(); });
+}
+
+void ap_graph_free(void* graph) { delete static_cast<at::cuda::CUDAGraph*>(graph); }
+}
