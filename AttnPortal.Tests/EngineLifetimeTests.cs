@@ -49,6 +49,14 @@ public sealed class EngineLifetimeTests
     }
 
     [Fact]
+    public void WithoutCudaDecodingStaysEagerAndNothingIsRecorded()
+    {
+        int calls = 0;
+        Assert.Null(CudaGraph.TryCapture(torch.CPU, () => calls++));
+        Assert.Equal(0, calls); // the caller runs every step itself
+    }
+
+    [Fact]
     public void CancellationStopsBetweenTokens()
     {
         using var engine = LlavaEngine.Load(Fixture.Checkpoint);
