@@ -102,6 +102,13 @@ public sealed class LlavaEngine : IDisposable
         var images = ImagePreparer.Load(checkpointDir, config);
         var device = ParseDevice(options.Device);
         var dtype = ParseDType(options.DType);
+        if (device.type == DeviceType.CUDA)
+        {
+            // libtorch lets cuDNN convolutions (the vision tower's patch embedding) run in TF32 by default: float32 runs
+            // would then differ from the float32 reference by ~1e-3, depending on which algorithm cuDNN picks.
+            torch.backends.cudnn.allow_tf32 = false;
+            torch.backends.cuda.matmul.allow_tf32 = false;
+        }
         var model = new LlavaForConditionalGeneration(config, new ParameterFactory(device, dtype));
         try
         {
