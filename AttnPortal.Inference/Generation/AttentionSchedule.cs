@@ -88,10 +88,20 @@ public sealed class LayerMasks
     }
 
     /// <summary>
-    /// Per layer, the keys [0, capacity) the query at <paramref name="position"/> ([1], on the device) may attend to in
-    /// a decoding step: computed on the device from the position, so a captured CUDA graph stays right as it advances.
-    /// Layers with the same rule share one row.
+    /// Per layer, the additive mask row [capacity] (float32: 0 where the query at <paramref name="position"/> ([1], on
+    /// the device) may attend, −∞ elsewhere) of a decoding step: computed on the device from the position, so a
+    /// captured CUDA graph stays right as it advances. Layers with the same rule share one row.
     /// </summary>
+    public Tensor[] DecodeMaskRows(Tensor position)
+    {
+        var additive = new Dictionary<Tensor, Tensor>(ReferenceEqualityComparer.Instance);
+        return DecodeRows(position).Select(r => additive.TryGetValue(r, out var a) ? a : additive[r] = Additive(r)).ToArray();
+    }
+
+    private static Tensor Additive(Tensor allowed) =>
+        zeros(allowed.shape, ScalarType.Float32, allowed.device).masked_fill(allowed.logical_not(), double.NegativeInfinity);
+
+    /// <summary>Per layer, the keys [0, capacity) the query at <paramref name="position"/> may attend to (bool).</summary>
     public Tensor[] DecodeRows(Tensor position)
     {
         long capacity = _isImage.shape[0];

@@ -117,7 +117,7 @@ public sealed class GreedyGenerator(LlavaForConditionalGeneration model, RotaryT
     {
         using var scope = torch.NewDisposeScope();
         var embeds = model.Model.PromptEmbeddings(s.NextId, null, null);
-        var hidden = model.Model.LanguageModel.Decode(embeds, s.Position, rope, cache, s.Capture, masks.DecodeRows(s.Position));
+        var hidden = model.Model.LanguageModel.Decode(embeds, s.Position, rope, cache, s.Capture, masks.DecodeMaskRows(s.Position));
         var logits = model.Logits(hidden)[0, 0].to(ScalarType.Float32);
         s.Logits.copy_(logits);
         s.NextId.copy_(logits.argmax().view(1, 1));

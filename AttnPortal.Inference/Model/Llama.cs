@@ -73,14 +73,16 @@ public sealed class RotaryTables : IDisposable
         return x * cos + rotated * sin;
     }
 
-    /// <summary>Rotates q or k ([B, heads, 1, d]) for the one position held, on the device, by <paramref name="position"/> ([1]).</summary>
-    public Tensor ApplyAt(Tensor x, Tensor position)
+    /// <summary>The cos and sin rows of the one position held, on the device, by <paramref name="position"/> ([1]):
+    /// looked up once per decoding step and shared by every layer.</summary>
+    public (Tensor Cos, Tensor Sin) At(Tensor position) => (_cos.index_select(0, position), _sin.index_select(0, position));
+
+    /// <summary>Rotates q or k ([B, heads, 1, d]) by the rows <see cref="At"/> returned.</summary>
+    public static Tensor Apply(Tensor x, (Tensor Cos, Tensor Sin) at)
     {
         long half = x.shape[3] / 2;
-        var cos = _cos.index_select(0, position);
-        var sin = _sin.index_select(0, position);
         var rotated = torch.cat([-x.narrow(-1, half, half), x.narrow(-1, 0, half)], -1);
-        return x * cos + rotated * sin;
+        return x * at.Cos + rotated * at.Sin;
     }
 
     public void Dispose()
@@ -166,16 +168,19 @@ public sealed class LlamaAttention : nn.Module
     /// those keys contribute exactly nothing.
     /// </summary>
     /// <param name="position">[1] on the device: the position of the token fed in.</param>
+    /// <param name="rotary">The cos and sin rows of that position (<see cref="RotaryTables.At"/>).</param>
     /// <param name="captureRow">[heads, capacity]: receives the attention probabilities.</param>
-    /// <param name="allowed">[capacity] bool: the keys this layer's query may attend to.</param>
-    public Tensor Decode(Tensor x, Tensor position, RotaryTables rope, LayerKvCache cache, Tensor captureRow, Tensor allowed)
+    /// <param name="maskRow">[capacity] float32: 0 for the keys this layer's query may attend to, −∞ for the others.</param>
+    public Tensor Decode(Tensor x, Tensor position, (Tensor Cos, Tensor Sin) rotary, LayerKvCache cache, Tensor captureRow, Tensor maskRow)
     {
-        var q = rope.ApplyAt(q_proj.forward(x).view(1, 1, _heads, _headDim).transpose(1, 2), position);
-        var k = rope.ApplyAt(k_proj.forward(x).view(1, 1, _kvHeads, _headDim).transpose(1, 2), position);
+        var q = RotaryTables.Apply(q_proj.forward(x).view(1, 1, _heads, _headDim).transpose(1, 2), rotary);
+        var k = RotaryTables.Apply(k_proj.forward(x).view(1, 1, _kvHeads, _headDim).transpose(1, 2), rotary);
         var v = v_proj.forward(x).view(1, 1, _kvHeads, _headDim).transpose(1, 2);
         cache.Keys.index_copy_(2, position, k);
         cache.Values.index_copy_(2, position, v);
-        var probs = LastRowProbabilities(q, cache.Keys, allowed);  // [1, heads, 1, capacity] float32
+        // Adding 0 or −∞ is masked_fill without its second kernel; the result is the same to the bit.
+        var scores = GroupedMatmul(q, cache.Keys.transpose(2, 3)) * _scale + maskRow;
+        var probs = scores.softmax(-1, ScalarType.Float32);           // [1, heads, 1, capacity]
         captureRow.copy_(probs[0, .., 0, ..]);
         var output = GroupedMatmul(probs.to(x.dtype), cache.Values);
         return o_proj.forward(output.transpose(1, 2).reshape(1, 1, _heads * _headDim));
@@ -230,9 +235,9 @@ public sealed class LlamaDecoderLayer : nn.Module
         return x + mlp.forward(post_attention_layernorm.forward(x));
     }
 
-    public Tensor Decode(Tensor x, Tensor position, RotaryTables rope, LayerKvCache cache, Tensor captureRow, Tensor allowed)
+    public Tensor Decode(Tensor x, Tensor position, (Tensor Cos, Tensor Sin) rotary, LayerKvCache cache, Tensor captureRow, Tensor maskRow)
     {
-        x = x + self_attn.Decode(input_layernorm.forward(x), position, rope, cache, captureRow, allowed);
+        x = x + self_attn.Decode(input_layernorm.forward(x), position, rotary, cache, captureRow, maskRow);
         return x + mlp.forward(post_attention_layernorm.forward(x));
     }
 }
@@ -267,13 +272,14 @@ public sealed class LlamaModel : nn.Module
 
     /// <summary>One static-shape decoding step (see <see cref="LlamaAttention.Decode"/>).</summary>
     /// <param name="captureStep">[layers, heads, capacity]: each layer's attention row.</param>
-    /// <param name="allowed">Per layer, the [capacity] keys its query may attend to.</param>
+    /// <param name="maskRows">Per layer, the additive [capacity] mask row of its query (0 allowed, −∞ not).</param>
     public Tensor Decode(Tensor inputsEmbeds, Tensor position, RotaryTables rope, IReadOnlyList<LayerKvCache> cache, Tensor captureStep,
-        IReadOnlyList<Tensor> allowed)
+        IReadOnlyList<Tensor> maskRows)
     {
         var x = inputsEmbeds;
+        var rotary = rope.At(position);
         for (int i = 0; i < layers.Count; i++)
-            x = layers[i].Decode(x, position, rope, cache[i], captureStep[i], allowed[i]);
+            x = layers[i].Decode(x, position, rotary, cache[i], captureStep[i], maskRows[i]);
         return norm.forward(x);
     }
 }
