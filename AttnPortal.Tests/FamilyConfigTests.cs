@@ -142,17 +142,25 @@ public sealed class FamilyConfigTests
     [InlineData(AttentionSchedule.AlternatingCross, true)]
     public void LayerMasksFollowTheSeedsRules(AttentionSchedule schedule, bool seed)
     {
-        // 0-1 text, 2-4 image, 5-6 text; 6 layers: layers 1 and 3 are modality layers, 5 (the last) is not.
-        bool[] image = [false, false, true, true, true, false, false];
+        // 0-1 text, 2-4 image, 5-7 text; 6 layers: layers 1 and 3 are modality layers, 5 (the last) is not. A prompt
+        // of 6 positions, then the decoding step at position 6 of a cache of 8.
+        bool[] image = [false, false, true, true, true, false, false, false];
         using var isImage = torch.tensor(image);
         var masks = new LayerMasks(schedule, seed, 6, null, isImage);
+        using var position = torch.tensor(new long[] { 6 });
+        var decodeRows = masks.DecodeRows(position);
         for (int layer = 0; layer < 6; layer++)
         {
             bool modal = schedule != AttentionSchedule.Standard && layer is 1 or 3;
-            using var prefill = masks.For(layer, 0, 6);
-            using var decode = masks.For(layer, 6, 1);
+            using var prefill = masks.For(layer, 6);
+            var d = decodeRows[layer].data<bool>().ToArray();
+            Assert.False(d[7], $"layer {layer}: the key after the query"); // causal
             Assert.Equal(modal, prefill is not null);
-            if (!modal) continue;
+            if (!modal)
+            {
+                Assert.All(d.Take(7), Assert.True);
+                continue;
+            }
             var p = prefill!.data<bool>().ToArray();
             for (int q = 0; q < 6; q++)
                 for (int k = 0; k < 6; k++)
@@ -160,7 +168,6 @@ public sealed class FamilyConfigTests
                     bool expected = k <= q && (schedule == AttentionSchedule.Alternating ? image[k] == image[q] : image[k] != image[q] || k == q);
                     Assert.True(expected == p[q * 6 + k], $"layer {layer} prefill q {q} k {k}");
                 }
-            var d = decode!.data<bool>().ToArray();
             int row = seed ? 0 : 6; // the seed's decoding row is position 0's
             for (int k = 0; k < 7; k++)
             {
@@ -175,8 +182,8 @@ public sealed class FamilyConfigTests
     {
         using var isImage = torch.zeros(10, ScalarType.Bool);
         var masks = new LayerMasks(AttentionSchedule.Standard, false, 2, 4, isImage);
-        Assert.Null(masks.For(0, 0, 4));
-        using var m = masks.For(1, 0, 6)!;
+        Assert.Null(masks.For(0, 4));
+        using var m = masks.For(1, 6)!;
         var v = m.data<bool>().ToArray();
         for (int q = 0; q < 6; q++)
             for (int k = 0; k < 6; k++)

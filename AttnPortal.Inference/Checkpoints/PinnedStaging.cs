@@ -14,7 +14,7 @@ internal sealed class PinnedStaging : IDisposable
 {
     private const long ChunkBytes = 64L << 20;
     private readonly Dictionary<ScalarType, Tensor?[]> _buffers = new();
-    private readonly List<bool> _inFlight = [false, false];
+    private readonly bool[] _inFlight = new bool[2];
     private int _slot;
 
     /// <summary>Copies a stored tensor (<paramref name="elements"/> values of <paramref name="dtype"/>, raw bytes) into
@@ -39,7 +39,7 @@ internal sealed class PinnedStaging : IDisposable
     /// <summary>Waits for every transfer in flight.</summary>
     public void Drain()
     {
-        if (_inFlight.Contains(true)) torch.cuda.synchronize();
+        if (_inFlight[0] || _inFlight[1]) torch.cuda.synchronize();
         _inFlight[0] = _inFlight[1] = false;
     }
 

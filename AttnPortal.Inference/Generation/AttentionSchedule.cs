@@ -33,8 +33,8 @@ public static class AttentionSchedules
 }
 
 /// <summary>
-/// The boolean masks (true = may attend) of one run, per layer, for a forward over query positions
-/// [start, start + n) against keys [0, start + n). Null means "plain causal": the caller uses the fused causal kernel.
+/// The masks of one run, per layer: boolean [n, n] for the prompt (true = may attend; null means "plain causal", and
+/// the caller uses the fused causal kernel), and additive rows for each decoding step.
 /// </summary>
 /// <remarks>
 /// <para>Modality: a key or query is image when its position holds an image feature (including image_newline and
@@ -60,31 +60,19 @@ public sealed class LayerMasks
 
     public AttentionSchedule Schedule => _schedule;
 
-    /// <summary>[n, start + n] for a forward over n query positions starting at <paramref name="start"/>; null when
-    /// the plain causal mask applies.</summary>
-    public Tensor? For(int layer, long start, long n)
+    /// <summary>[n, n] for the prompt's n positions; null when the plain causal mask applies.</summary>
+    public Tensor? For(int layer, long n)
     {
-        long keys = start + n;
         bool modality = _schedule.UsesModalityMask(layer, _layers);
-        bool window = _window is int w && keys > w;
+        bool window = _window is int w && n > w;
         if (!modality && !window) return null;
 
-        var device = _isImage.device;
-        var q = arange(start, keys, dtype: ScalarType.Int64, device: device).unsqueeze(1);
-        var k = arange(0, keys, dtype: ScalarType.Int64, device: device).unsqueeze(0);
-        var allowed = k <= q;
-        if (window) allowed = allowed.logical_and(k > q - _window!.Value);
+        var q = arange(0, n, dtype: ScalarType.Int64, device: _isImage.device).unsqueeze(1);
+        var k = arange(0, n, dtype: ScalarType.Int64, device: _isImage.device).unsqueeze(0);
+        var allowed = Causal(k, q);
         if (!modality) return allowed;
-
-        var keyImage = _isImage.narrow(0, 0, keys).unsqueeze(0);
-        // Seed decoding (n = 1 after the prompt): the row of position 0 instead of the query's own row.
-        bool seedRow = _seedDecoding && start > 0 && n == 1;
-        var queryPos = seedRow ? zeros_like(q) : q;
-        var queryImage = _isImage.index_select(0, queryPos.squeeze(1)).unsqueeze(1);
-        var rows = _schedule == AttentionSchedule.Alternating
-            ? keyImage.eq(queryImage)
-            : keyImage.ne(queryImage).logical_or(k.eq(queryPos));
-        return allowed.logical_and(rows);
+        var queryImage = _isImage.narrow(0, 0, n).unsqueeze(1);
+        return allowed.logical_and(ModalityRule(_isImage.narrow(0, 0, n).unsqueeze(0), queryImage, k, q));
     }
 
     /// <summary>
@@ -106,8 +94,7 @@ public sealed class LayerMasks
     {
         long capacity = _isImage.shape[0];
         var k = arange(0, capacity, dtype: ScalarType.Int64, device: _isImage.device);
-        var causal = k <= position;
-        if (_window is int w) causal = causal.logical_and(k > position - w);
+        var causal = Causal(k, position);
         Tensor? modal = null;
         var rows = new Tensor[_layers];
         for (int layer = 0; layer < _layers; layer++)
@@ -115,14 +102,25 @@ public sealed class LayerMasks
             if (!_schedule.UsesModalityMask(layer, _layers)) { rows[layer] = causal; continue; }
             if (modal is null)
             {
+                // Seed decoding: the row of position 0 instead of the query's own row.
                 var rowPosition = _seedDecoding ? zeros_like(position) : position;
-                var queryImage = _isImage.index_select(0, rowPosition);
-                modal = causal.logical_and(_schedule == AttentionSchedule.Alternating
-                    ? _isImage.eq(queryImage)
-                    : _isImage.ne(queryImage).logical_or(k.eq(rowPosition)));
+                modal = causal.logical_and(ModalityRule(_isImage, _isImage.index_select(0, rowPosition), k, rowPosition));
             }
             rows[layer] = modal;
         }
         return rows;
     }
+
+    /// <summary>Keys at or before the query (and within the sliding window, if any).</summary>
+    private Tensor Causal(Tensor key, Tensor query)
+    {
+        var allowed = key <= query;
+        return _window is int w ? allowed.logical_and(key > query - w) : allowed;
+    }
+
+    /// <summary>The odd layers' rule: same modality (alternating), or other modality or the query itself (cross).</summary>
+    private Tensor ModalityRule(Tensor keyImage, Tensor queryImage, Tensor key, Tensor query) =>
+        _schedule == AttentionSchedule.Alternating
+            ? keyImage.eq(queryImage)
+            : keyImage.ne(queryImage).logical_or(key.eq(query));
 }

@@ -69,7 +69,7 @@ public sealed class GreedyGenerator(LlavaForConditionalGeneration model, RotaryT
             if (features is not null && features.shape[0] != imageTokens)
                 throw new ArgumentException($"the image gives {features.shape[0]} features but the prompt has {imageTokens} image positions");
             var embeds = model.Model.PromptEmbeddings(ids, imageTokens > 0 ? promptImage.unsqueeze(0) : null, features);
-            var hidden = model.Model.LanguageModel.Forward(embeds, 0, rope, cache, capture[0], masks);
+            var hidden = model.Model.LanguageModel.Prefill(embeds, rope, cache, capture[0], masks);
             next = Choose(hidden, logitsBuffer, 0);
         }
         var prefillTime = clock.Elapsed - visionTime;

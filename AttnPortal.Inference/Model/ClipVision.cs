@@ -123,9 +123,11 @@ public sealed class ClipEncoder : nn.Module
         RegisterComponents();
     }
 
-    /// <summary>Runs the first <paramref name="count"/> layers: LLaVA reads an intermediate layer, so the rest are skipped.</summary>
-    public Tensor Forward(Tensor x, int count)
+    /// <summary>HF's hidden_states[featureLayer] given the embeddings: index 0 is the input, index i the output of layer
+    /// i-1 (negative counts from the end). LLaVA reads an intermediate layer, so the layers after it are skipped.</summary>
+    public Tensor HiddenState(Tensor x, int featureLayer)
     {
+        int count = featureLayer >= 0 ? featureLayer : layers.Count + 1 + featureLayer;
         for (int i = 0; i < count; i++) x = layers[i].forward(x);
         return x;
     }
@@ -137,7 +139,6 @@ public sealed class ClipVisionTransformer : nn.Module
     private readonly LayerNorm pre_layrnorm; // sic: HF's spelling, kept so the weight keys match
     private readonly ClipEncoder encoder;
     private readonly LayerNorm post_layernorm;
-    private readonly VisionConfig _config;
 
     public ClipVisionTransformer(VisionConfig c, ParameterFactory p) : base(nameof(ClipVisionTransformer))
     {
@@ -145,16 +146,13 @@ public sealed class ClipVisionTransformer : nn.Module
         pre_layrnorm = new LayerNorm(c.HiddenSize, c.LayerNormEps, p);
         encoder = new ClipEncoder(c, p);
         post_layernorm = new LayerNorm(c.HiddenSize, c.LayerNormEps, p); // loaded for completeness; LLaVA never applies it
-        _config = c;
         RegisterComponents();
     }
 
     /// <summary>HF's hidden_states[featureLayer]: index 0 is the pre-layernormed embeddings, index i the output of layer i-1.</summary>
     public Tensor HiddenState(Tensor pixelValues, int featureLayer)
     {
-        int index = featureLayer >= 0 ? featureLayer : _config.NumHiddenLayers + 1 + featureLayer;
-        var x = pre_layrnorm.forward(embeddings.forward(pixelValues));
-        return encoder.Forward(x, index);
+        return encoder.HiddenState(pre_layrnorm.forward(embeddings.forward(pixelValues)), featureLayer);
     }
 }
 

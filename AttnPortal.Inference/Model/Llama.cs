@@ -63,21 +63,14 @@ public sealed class RotaryTables : IDisposable
         _sin = emb.sin().to(dtype, device).MoveToOuterDisposeScope();
     }
 
-    /// <summary>Rotates q or k ([B, heads, n, d]) for positions start..start+n-1.</summary>
-    public Tensor Apply(Tensor x, long start)
-    {
-        long n = x.shape[2], half = x.shape[3] / 2;
-        var cos = _cos.narrow(0, start, n);
-        var sin = _sin.narrow(0, start, n);
-        var rotated = torch.cat([-x.narrow(-1, half, half), x.narrow(-1, 0, half)], -1);
-        return x * cos + rotated * sin;
-    }
+    /// <summary>The cos and sin rows of positions 0..n-1 (a prefill).</summary>
+    public (Tensor Cos, Tensor Sin) First(long n) => (_cos.narrow(0, 0, n), _sin.narrow(0, 0, n));
 
     /// <summary>The cos and sin rows of the one position held, on the device, by <paramref name="position"/> ([1]):
     /// looked up once per decoding step and shared by every layer.</summary>
     public (Tensor Cos, Tensor Sin) At(Tensor position) => (_cos.index_select(0, position), _sin.index_select(0, position));
 
-    /// <summary>Rotates q or k ([B, heads, 1, d]) by the rows <see cref="At"/> returned.</summary>
+    /// <summary>Rotates q or k ([B, heads, n, d]) by the rows <see cref="First"/> or <see cref="At"/> returned.</summary>
     public static Tensor Apply(Tensor x, (Tensor Cos, Tensor Sin) at)
     {
         long half = x.shape[3] / 2;
@@ -122,41 +115,30 @@ public sealed class LlamaAttention : nn.Module
         RegisterComponents();
     }
 
-    /// <param name="x">[1, n, hidden] for positions start..start+n-1 (a prefill starts at 0, a decode step has n = 1).</param>
-    /// <param name="captureRow">[heads, ≥ keys]: receives the attention probabilities of the last query position.</param>
-    /// <param name="mask">[n, start + n] bool, true = may attend; null = plain causal.</param>
-    public Tensor Forward(Tensor x, long start, RotaryTables rope, LayerKvCache cache, Tensor? captureRow, Tensor? mask)
+    /// <summary>
+    /// The prompt, positions 0..n-1: every row is needed for the output but only the last one is kept, so the fused
+    /// kernel computes the output and the kept row is recomputed on its own (numerically the same row).
+    /// </summary>
+    /// <param name="x">[1, n, hidden].</param>
+    /// <param name="captureRow">[heads, ≥ n]: receives the attention probabilities of the last position.</param>
+    /// <param name="mask">[n, n] bool, true = may attend; null = plain causal.</param>
+    public Tensor Prefill(Tensor x, RotaryTables rope, LayerKvCache cache, Tensor? captureRow, Tensor? mask)
     {
         long n = x.shape[1];
-        var q = rope.Apply(q_proj.forward(x).view(1, n, _heads, _headDim).transpose(1, 2), start);
-        var k = rope.Apply(k_proj.forward(x).view(1, n, _kvHeads, _headDim).transpose(1, 2), start);
+        var rotary = rope.First(n);
+        var q = RotaryTables.Apply(q_proj.forward(x).view(1, n, _heads, _headDim).transpose(1, 2), rotary);
+        var k = RotaryTables.Apply(k_proj.forward(x).view(1, n, _kvHeads, _headDim).transpose(1, 2), rotary);
         var v = v_proj.forward(x).view(1, n, _kvHeads, _headDim).transpose(1, 2);
-        long keys = start + n;
-        cache.Keys.narrow(2, start, n).copy_(k);
-        cache.Values.narrow(2, start, n).copy_(v);
-        var allK = cache.Keys.narrow(2, 0, keys);
-        var allV = cache.Values.narrow(2, 0, keys);
-
-        Tensor output;
-        if (n == 1)
+        cache.Keys.narrow(2, 0, n).copy_(k);
+        cache.Values.narrow(2, 0, n).copy_(v);
+        var output = mask is null
+            ? nn.functional.scaled_dot_product_attention(q, RepeatKv(k), RepeatKv(v), is_casual: true)
+            : nn.functional.scaled_dot_product_attention(q, RepeatKv(k), RepeatKv(v), mask.unsqueeze(0).unsqueeze(0));
+        if (captureRow is not null)
         {
-            var probs = LastRowProbabilities(q, allK, mask);      // [1, heads, 1, keys] float32
-            captureRow?.narrow(1, 0, keys).copy_(probs[0, .., 0, ..]);
-            output = GroupedMatmul(probs.to(x.dtype), allV);     // [1, heads, 1, d]
-        }
-        else
-        {
-            if (start != 0) throw new InvalidOperationException("a multi-token forward must start at position 0");
-            // Prefill: every row is needed for the output, only the last one is kept, so the fused causal kernel
-            // computes the output and the kept row is recomputed on its own (numerically the same row).
-            output = mask is null
-                ? nn.functional.scaled_dot_product_attention(q, RepeatKv(allK), RepeatKv(allV), is_casual: true)
-                : nn.functional.scaled_dot_product_attention(q, RepeatKv(allK), RepeatKv(allV), mask.unsqueeze(0).unsqueeze(0));
-            if (captureRow is not null)
-            {
-                var probs = LastRowProbabilities(q.narrow(2, n - 1, 1), allK, mask?.narrow(0, n - 1, 1));
-                captureRow.narrow(1, 0, keys).copy_(probs[0, .., 0, ..]);
-            }
+            var scores = Scores(q.narrow(2, n - 1, 1), k);
+            if (mask is not null) scores = scores.masked_fill(mask.narrow(0, n - 1, 1).logical_not(), double.NegativeInfinity);
+            captureRow.narrow(1, 0, n).copy_(scores.softmax(-1, ScalarType.Float32)[0, .., 0, ..]);
         }
         return o_proj.forward(output.transpose(1, 2).reshape(1, n, _heads * _headDim));
     }
@@ -179,21 +161,16 @@ public sealed class LlamaAttention : nn.Module
         cache.Keys.index_copy_(2, position, k);
         cache.Values.index_copy_(2, position, v);
         // Adding 0 or −∞ is masked_fill without its second kernel; the result is the same to the bit.
-        var scores = GroupedMatmul(q, cache.Keys.transpose(2, 3)) * _scale + maskRow;
-        var probs = scores.softmax(-1, ScalarType.Float32);           // [1, heads, 1, capacity]
+        var probs = (Scores(q, cache.Keys) + maskRow).softmax(-1, ScalarType.Float32); // [1, heads, 1, capacity]
         captureRow.copy_(probs[0, .., 0, ..]);
         var output = GroupedMatmul(probs.to(x.dtype), cache.Values);
         return o_proj.forward(output.transpose(1, 2).reshape(1, 1, _heads * _headDim));
     }
 
-    /// <summary>softmax(q Kᵀ / √d) for one query row, softmax in float32 as HF's eager attention; masked keys get
-    /// exactly 0 (every row allows at least one key: itself, or position 0 in the seed's decoding rows).</summary>
-    private Tensor LastRowProbabilities(Tensor q, Tensor keys, Tensor? maskRow)
-    {
-        var scores = GroupedMatmul(q, keys.transpose(2, 3)) * _scale;
-        if (maskRow is not null) scores = scores.masked_fill(maskRow.logical_not(), double.NegativeInfinity);
-        return scores.softmax(-1, ScalarType.Float32);
-    }
+    /// <summary>q Kᵀ / √d for one query row, in the model's dtype as HF's eager attention; the callers mask it (every row
+    /// allows at least one key: itself, or position 0 in the seed's decoding rows) and take the softmax in float32, so
+    /// masked keys get exactly 0.</summary>
+    private Tensor Scores(Tensor q, Tensor keys) => GroupedMatmul(q, keys.transpose(2, 3)) * _scale;
 
     /// <summary>[1, heads, m, a] × [1, kvHeads, a, b] without materialising repeated KV heads (grouped-query attention).</summary>
     private Tensor GroupedMatmul(Tensor perHead, Tensor perKvHead)
@@ -229,9 +206,9 @@ public sealed class LlamaDecoderLayer : nn.Module
         RegisterComponents();
     }
 
-    public Tensor Forward(Tensor x, long start, RotaryTables rope, LayerKvCache cache, Tensor? captureRow, Tensor? mask)
+    public Tensor Prefill(Tensor x, RotaryTables rope, LayerKvCache cache, Tensor? captureRow, Tensor? mask)
     {
-        x = x + self_attn.Forward(input_layernorm.forward(x), start, rope, cache, captureRow, mask);
+        x = x + self_attn.Prefill(input_layernorm.forward(x), rope, cache, captureRow, mask);
         return x + mlp.forward(post_attention_layernorm.forward(x));
     }
 
@@ -258,15 +235,16 @@ public sealed class LlamaModel : nn.Module
 
     public Embedding EmbedTokens => embed_tokens;
 
-    /// <param name="captureStep">[layers, heads, ≥ keys] or null: where each layer writes its last-row attention.</param>
+    /// <summary>The prompt (see <see cref="LlamaAttention.Prefill"/>).</summary>
+    /// <param name="captureStep">[layers, heads, ≥ prompt] or null: where each layer writes its last-row attention.</param>
     /// <param name="masks">Per-layer masks (schedule, sliding window); null = causal everywhere.</param>
-    public Tensor Forward(Tensor inputsEmbeds, long start, RotaryTables rope, IReadOnlyList<LayerKvCache> cache, Tensor? captureStep,
+    public Tensor Prefill(Tensor inputsEmbeds, RotaryTables rope, IReadOnlyList<LayerKvCache> cache, Tensor? captureStep,
         LayerMasks? masks = null)
     {
         var x = inputsEmbeds;
         long n = x.shape[1];
         for (int i = 0; i < layers.Count; i++)
-            x = layers[i].Forward(x, start, rope, cache[i], captureStep?[i], masks?.For(i, start, n));
+            x = layers[i].Prefill(x, rope, cache[i], captureStep?[i], masks?.For(i, n));
         return norm.forward(x);
     }
 

@@ -32,20 +32,17 @@ public sealed class SiglipVisionTransformer : nn.Module
 {
     private readonly SiglipVisionEmbeddings embeddings;
     private readonly ClipEncoder encoder; // SiglipEncoder: the same layers under the same names
-    private readonly VisionConfig _config;
 
     public SiglipVisionTransformer(VisionConfig c, ParameterFactory p) : base(nameof(SiglipVisionTransformer))
     {
         embeddings = new SiglipVisionEmbeddings(c, p);
         encoder = new ClipEncoder(c, p);
-        _config = c;
         RegisterComponents();
     }
 
     public Tensor HiddenState(Tensor pixelValues, int featureLayer)
     {
-        int index = featureLayer >= 0 ? featureLayer : _config.NumHiddenLayers + 1 + featureLayer;
-        return encoder.Forward(embeddings.forward(pixelValues), index);
+        return encoder.HiddenState(embeddings.forward(pixelValues), featureLayer);
     }
 }
 

@@ -32,7 +32,7 @@ public sealed class RenderingArtifacts : IDisposable
         var result = engine.Run(request);
         string path = _dir[$"{Path.GetFileNameWithoutExtension(image)}-{mode}.safetensors"];
         AttentionArtifact.Write(path, result, AttentionArtifact.Describe(result, engine, request));
-        return (path, result.Image.Geometry, result);
+        return (path, result.Image.Geometry!, result);
     }
 
     public void Dispose() => _dir.Dispose();
