@@ -34,8 +34,8 @@ public sealed class CudaGraph : IDisposable
 
     /// <summary>
     /// Runs <paramref name="step"/> once for real on a side stream (libtorch allocates its per-stream handles there),
-    /// then records it as a graph without running it; null when graphs are not available here. The caller runs the
-    /// first step's effect already happened: replay from the second step on.
+    /// then records it as a graph without running it; null when graphs are not available here. When it returns a
+    /// graph, the first step has already run: the caller replays from the second step on.
     /// </summary>
     public static CudaGraph? TryCapture(Device device, Action step)
     {
