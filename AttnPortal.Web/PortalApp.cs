@@ -55,7 +55,7 @@ public static class PortalApp
 
         builder.Services.AddHangfire(c => c.UseSimpleAssemblyNameTypeSerializer().UseRecommendedSerializerSettings().UseInMemoryStorage());
         builder.Services.AddHangfireServer(o => { o.Queues = [RunQueue.GpuQueue]; o.WorkerCount = 1; });
-        builder.Services.AddSingleton<RunEvents>().AddSingleton<RunCancellation>().AddSingleton<EngineCache>();
+        builder.Services.AddSingleton<RunEvents>().AddSingleton<ReviewEvents>().AddSingleton<RunCancellation>().AddSingleton<EngineCache>();
         builder.Services.AddScoped<ImageStore>().AddScoped<RunQueue>().AddScoped<RunJob>();
         builder.Services.AddSingleton<ArtifactViews>();
         builder.Services.AddMudServices();
