@@ -57,7 +57,7 @@ public static class PortalApp
         builder.Services.AddHangfireServer(o => { o.Queues = [RunQueue.GpuQueue]; o.WorkerCount = 1; });
         builder.Services.AddSingleton<RunEvents>().AddSingleton<ReviewEvents>().AddSingleton<RunCancellation>().AddSingleton<EngineCache>();
         builder.Services.AddScoped<ImageStore>().AddScoped<RunQueue>().AddScoped<RunJob>();
-        builder.Services.AddSingleton<ArtifactViews>();
+        builder.Services.AddSingleton<ArtifactViews>().AddSingleton<ComparisonService>();
         builder.Services.AddMudServices();
         builder.Services.AddRazorComponents().AddInteractiveServerComponents();
         builder.Services.AddAntiforgery();
@@ -71,6 +71,7 @@ public static class PortalApp
         app.UseHangfireDashboard("/hangfire", new DashboardOptions { Authorization = [new AdminOnlyDashboard()], IgnoreAntiforgeryToken = false });
         app.MapAccountEndpoints();
         app.MapRunEndpoints();
+        app.MapCompareEndpoints();
         app.MapRazorComponents<App>().AddInteractiveServerRenderMode();
         return app;
     }

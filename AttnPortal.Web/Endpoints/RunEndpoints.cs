@@ -59,9 +59,15 @@ public static class RunEndpoints
                 : Results.NotFound());
 
         // Rendered views of a finished run: ?view= (one of the run's image grids, default the first), &step=&layer=&head=
-        // (absent = mean over that axis), &cmap=, &opacity=.
-        api.MapGet("/runs/{id:guid}/heatmap.png", async (HttpContext http, Guid id, string? view, int? step, int? layer, int? head, string? cmap, ArtifactViews views) =>
-            await Render(http, id, views, view, cmap, (run, v, c) => views.Heatmap(id, run.Attention, v, new(step, layer, head), c)));
+        // (absent = mean over that axis), &cmap=, &opacity=; the heatmap also takes &norm= (Normalization.Parse, e.g.
+        // fixed:LOW:HIGH so that several maps share one colour scale; default: the map's own min to max).
+        api.MapGet("/runs/{id:guid}/heatmap.png", async (HttpContext http, Guid id, string? view, int? step, int? layer, int? head, string? cmap, string? norm, ArtifactViews views) =>
+        {
+            Rendering.Normalization? normalization = null;
+            try { if (norm is not null) normalization = Rendering.Normalization.Parse(norm); }
+            catch (ArgumentException e) { return Results.BadRequest(new { error = e.Message }); }
+            return await Render(http, id, views, view, cmap, (run, v, c) => views.Heatmap(id, run.Attention, v, new(step, layer, head), c, normalization));
+        });
         api.MapGet("/runs/{id:guid}/heads.png", async (HttpContext http, Guid id, string? view, int? step, string? cmap, ArtifactViews views) =>
             await Render(http, id, views, view, cmap, (run, v, c) => views.HeadGrid(id, run.Attention, v, step, c)));
         api.MapGet("/runs/{id:guid}/overlay.png", async (HttpContext http, Guid id, string? view, int? step, int? layer, int? head, string? cmap, float? opacity, ArtifactViews views) =>

@@ -75,7 +75,31 @@ public sealed class Colormap
 
     public static Colormap Gray { get; } = FromFunction("gray", i => ((byte)i, (byte)i, (byte)i));
 
-    /// <summary>The names <see cref="Parse"/> accepts.</summary>
+    /// <summary>
+    /// Blue–white–red for signed values (a difference A − B): entry <see cref="Neutral"/> (128) is exactly white, and
+    /// entries 128 ± k mirror each other in intensity (blue below, red above) out to ±127; entry 0 repeats entry 1, so
+    /// with <see cref="DivergingIndex"/> both signs get the same 127 levels. Not in <see cref="Names"/>: attention
+    /// itself is never negative.
+    /// </summary>
+    public static Colormap Diverging { get; } = FromControlPoints("diverging",
+        (0, 0x1B4F9C), (1, 0x1B4F9C), (64, 0x8DB9E2), (Neutral, 0xFFFFFF), (192, 0xF0A08A), (255, 0xB3202C));
+
+    /// <summary>The entry of <see cref="Diverging"/> that 0 maps to: pure white.</summary>
+    public const int Neutral = 128;
+
+    /// <summary>
+    /// The <see cref="Diverging"/> entry of <paramref name="value"/> on a symmetric scale ±<paramref name="scale"/>:
+    /// 128 + round(127 × value / scale), clamped to [1, 255]. 0 (and NaN, and anything when the scale is not positive)
+    /// gives exactly <see cref="Neutral"/>; the sign decides the side.
+    /// </summary>
+    public static int DivergingIndex(double value, double scale)
+    {
+        if (!(scale > 0) || double.IsNaN(value)) return Neutral;
+        double steps = Math.Round(127 * value / scale, MidpointRounding.AwayFromZero);
+        return Neutral + (int)Math.Clamp(steps, -127, 127);
+    }
+
+    /// <summary>The names <see cref="Parse"/> accepts: the sequential maps for attention values.</summary>
     public static IReadOnlyList<string> Names { get; } = ["viridis", "magma", "jet", "gray"];
 
     /// <summary>A colormap by name (case-insensitive; "grey" is accepted for gray).</summary>

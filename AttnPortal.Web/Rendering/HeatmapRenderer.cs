@@ -158,6 +158,19 @@ public static class HeatmapRenderer
         return IndexedPng.Encode(indices, width, height, Palette(colormap, 256));
     }
 
+    /// <summary>
+    /// A signed grid (a difference A − B) in <see cref="Colormap.Diverging"/>, one pixel per cell: 0 is white and
+    /// ±<paramref name="scale"/> the deepest blue and red (<see cref="Colormap.DivergingIndex"/>).
+    /// </summary>
+    public static byte[] DifferencePng(ReadOnlySpan<float> grid, int rows, int cols, float scale)
+    {
+        CheckGrid(grid, rows, cols);
+        if (!(scale >= 0) || float.IsInfinity(scale)) throw new ArgumentOutOfRangeException(nameof(scale), scale, "the scale must be finite and not negative");
+        var indices = new byte[grid.Length];
+        for (int i = 0; i < grid.Length; i++) indices[i] = (byte)Colormap.DivergingIndex(grid[i], scale);
+        return IndexedPng.Encode(indices, cols, rows, Palette(Colormap.Diverging, 256));
+    }
+
     /// <summary>A horizontal colour bar, entry 0 on the left, for legends.</summary>
     public static byte[] ColorbarPng(Colormap colormap, int width = 256, int height = 12)
     {

@@ -41,9 +41,24 @@ public sealed class ArtifactViews(IServiceScopeFactory scopes, PortalPaths paths
         return await db.Runs.AsNoTracking().Where(r => r.PairId == pair && r.Id != run.Id).OrderBy(r => r.Schedule).ToListAsync();
     }
 
-    public byte[] Heatmap(Guid runId, AttentionRun run, ImageGridView view, AttentionSelection selection, Colormap colormap) =>
-        _pngs.GetOrAdd(new PngCacheKey(runId.ToString(), "heatmap", view.Name, selection, colormap.Name, 1f),
-            () => HeatmapRenderer.HeatmapPng(run.ImageGrid(selection, view), view.Rows, view.Cols, colormap, scale: 1));
+    /// <param name="normalization">Each map from its own minimum to maximum when null; a fixed range colours several maps alike.</param>
+    public byte[] Heatmap(Guid runId, AttentionRun run, ImageGridView view, AttentionSelection selection, Colormap colormap, Normalization? normalization = null) =>
+        _pngs.GetOrAdd(new PngCacheKey(runId.ToString(), "heatmap", view.Name, selection, colormap.Name, 1f, normalization?.Key),
+            () => HeatmapRenderer.HeatmapPng(run.ImageGrid(selection, view), view.Rows, view.Cols, colormap, scale: 1, normalization));
+
+    /// <summary>A − B (<see cref="ComparisonStats.Difference"/>) in the diverging colormap, kept with A's PNGs.</summary>
+    /// <exception cref="ArgumentException">The runs cannot be subtracted for this view and selection (the message says why).</exception>
+    public byte[] Difference(Guid a, NamedRun runA, Guid b, NamedRun runB, string? viewName, AttentionSelection selection)
+    {
+        var (viewA, viewB) = ComparisonStats.DifferenceViews(runA, runB, viewName);
+        ComparisonStats.CheckSelection(runA, runB, selection);
+        return _pngs.GetOrAdd(new PngCacheKey(a.ToString(), "difference", viewA.Name, selection, Colormap.Diverging.Name, 1f, $"minus {b} {viewB.Name}"),
+            () =>
+            {
+                var diff = ComparisonStats.Difference(runA, runB, viewName, selection);
+                return HeatmapRenderer.DifferencePng(diff.Values, viewA.Rows, viewA.Cols, diff.Scale);
+            });
+    }
 
     public byte[] HeadGrid(Guid runId, AttentionRun run, ImageGridView view, int? step, Colormap colormap) =>
         _pngs.GetOrAdd(new PngCacheKey(runId.ToString(), "heads", view.Name, new AttentionSelection(step, null, null), colormap.Name, 1f),
