@@ -58,6 +58,7 @@ public static class PortalApp
         builder.Services.AddSingleton<RunEvents>().AddSingleton<ReviewEvents>().AddSingleton<RunCancellation>().AddSingleton<EngineCache>();
         builder.Services.AddScoped<ImageStore>().AddScoped<RunQueue>().AddScoped<RunJob>();
         builder.Services.AddSingleton<ArtifactViews>().AddSingleton<ComparisonService>();
+        builder.Services.AddReview();
         builder.Services.AddMudServices();
         builder.Services.AddRazorComponents().AddInteractiveServerComponents();
         builder.Services.AddAntiforgery();

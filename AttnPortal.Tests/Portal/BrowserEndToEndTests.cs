@@ -220,4 +220,76 @@ public sealed class BrowserEndToEndTests(ITestOutputHelper output) : IAsyncLifet
 
         lock (_browserErrors) Assert.True(_browserErrors.Count == 0, "browser errors:\n" + string.Join("\n", _browserErrors));
     }
+    /// <summary>Signs a fresh browser context in as <paramref name="email"/> through the form and lands on <paramref name="path"/>.</summary>
+    private async Task<IPage> SignedInPageAsync(string email, string path)
+    {
+        var page = await NewPageAsync();
+        await page.GotoAsync(path);
+        await page.FillAsync("input[name=email]", email);
+        await page.FillAsync("input[name=password]", PortalFactory.Password);
+        await page.ClickAsync("button[type=submit]");
+        await page.WaitForURLAsync($"**{path}");
+        return page;
+    }
+
+    [Fact]
+    public async Task TwoPeopleReviewARunLiveAndAViewerOnlyReads()
+    {
+        var runId = await _factory.AddAnyresRunAsync(); // a finished run of wide.png (200 × 130)
+        string path = $"/runs/{runId}";
+        var a = await SignedInPageAsync(PortalFactory.ResearcherEmail, path);
+        var b = await SignedInPageAsync(PortalFactory.AdminEmail, path);
+
+        // Each sees the other (which also says both pages are interactive).
+        await Assertions.Expect(a.Locator($"[data-testid=presence-user][data-user='{PortalFactory.AdminEmail}']")).ToBeVisibleAsync();
+        await Assertions.Expect(b.Locator($"[data-testid=presence-user][data-user='{PortalFactory.ResearcherEmail}']")).ToBeVisibleAsync();
+
+        // A drags a box from 25 % / 20 % to 75 % / 80 % of the photo and saves it with a label and Markdown text.
+        await a.ClickAsync("[data-testid=tool-box]");
+        var layer = a.Locator("svg[data-testid=annotation-layer]");
+        await Assertions.Expect(layer).ToHaveAttributeAsync("data-tool", "Box");
+        var area = (await layer.BoundingBoxAsync())!;
+        await a.Mouse.MoveAsync(area.X + area.Width * 0.25f, area.Y + area.Height * 0.2f);
+        await a.Mouse.DownAsync();
+        await a.Mouse.MoveAsync(area.X + area.Width * 0.5f, area.Y + area.Height * 0.5f, new() { Steps = 4 });
+        await a.Mouse.MoveAsync(area.X + area.Width * 0.75f, area.Y + area.Height * 0.8f, new() { Steps = 4 });
+        await a.Mouse.UpAsync();
+        var editor = a.Locator("[data-testid=annotation-editor]");
+        await Assertions.Expect(editor).ToContainTextAsync("box at (50, 26), 100 × 78 px");
+        await editor.Locator("textarea[data-testid=annotation-body]").FillAsync("The red square, **attended**");
+        var grounded = editor.Locator("[data-testid=label-chip][data-label='grounded']");
+        await grounded.ClickAsync();
+        await Assertions.Expect(grounded).ToHaveClassAsync(new Regex(@"\bselected\b"));
+        await editor.Locator("[data-testid=annotation-save]").ClickAsync();
+        await Assertions.Expect(editor).ToHaveCountAsync(0);
+
+        // B sees it appear without reloading: the mark over the photo and the card, label and rendered Markdown.
+        await Assertions.Expect(b.Locator("[data-testid=annotation-mark][data-shape=Box]")).ToHaveCountAsync(1);
+        var card = b.Locator("[data-testid=annotation]");
+        await Assertions.Expect(card).ToContainTextAsync("The red square, attended");
+        await Assertions.Expect(card.Locator("[data-testid=label-chip]")).ToHaveTextAsync("grounded");
+        await Assertions.Expect(card.Locator("[data-testid=markdown] strong")).ToHaveTextAsync("attended");
+        var saved = _factory.WithDb(db => db.Annotations.AsNoTracking().Include(x => x.Label).Include(x => x.Author).Single(x => x.RunId == runId));
+        Assert.Equal(("grounded", PortalFactory.ResearcherEmail, AnnotationShape.Box), (saved.Label!.Name, saved.Author!.Email, saved.Shape));
+        Assert.Equal(50, saved.X, 1.5);
+        Assert.Equal(26, saved.Y, 1.5);
+        Assert.Equal(100, saved.W, 1.5);
+        Assert.Equal(78, saved.H, 1.5);
+
+        // B comments; A sees the comment appear.
+        await card.Locator("[data-testid=comment-body]").FillAsync("Agreed, on **every** token");
+        await card.Locator("[data-testid=comment-add]").ClickAsync();
+        await Assertions.Expect(a.Locator("[data-testid=comment]")).ToContainTextAsync("Agreed, on every token");
+
+        // A viewer sees the annotation and its comment, and A sees the viewer arrive; the viewer has no controls.
+        var viewer = await SignedInPageAsync(PortalFactory.ViewerEmail, path);
+        await Assertions.Expect(a.Locator($"[data-testid=presence-user][data-user='{PortalFactory.ViewerEmail}']")).ToBeVisibleAsync();
+        await Assertions.Expect(viewer.Locator($"[data-testid=presence-user][data-user='{PortalFactory.ResearcherEmail}']")).ToBeVisibleAsync();
+        await Assertions.Expect(viewer.Locator("[data-testid=annotation-mark][data-shape=Box]")).ToHaveCountAsync(1);
+        await Assertions.Expect(viewer.Locator("[data-testid=comment]")).ToContainTextAsync("Agreed, on every token");
+        foreach (var control in new[] { "annotation-tools", "annotation-edit", "annotation-delete", "comment-body", "comment-add", "head-tag-add" })
+            Assert.True(await viewer.Locator($"[data-testid={control}]").CountAsync() == 0, $"a viewer sees {control}");
+
+        lock (_browserErrors) Assert.True(_browserErrors.Count == 0, "browser errors:\n" + string.Join("\n", _browserErrors));
+    }
 }

@@ -5,7 +5,7 @@ using Microsoft.EntityFrameworkCore;
 
 namespace AttnPortal.Web.Services;
 
-/// <summary>What runs once before the portal serves: schema, first admin, and recovery of unfinished runs.</summary>
+/// <summary>What runs once before the portal serves: schema, first admin, default labels, and recovery of unfinished runs.</summary>
 public static class PortalStartup
 {
     public static async Task RunAsync(IServiceProvider services)
@@ -17,6 +17,7 @@ public static class PortalStartup
         var db = sp.GetRequiredService<PortalDbContext>();
         await db.Database.MigrateAsync();
         await EnsureRolesAndAdminAsync(sp, log);
+        await LabelService.SeedDefaultsAsync(db, sp.GetRequiredService<UserManager<PortalUser>>());
         await RecoverRunsAsync(db, sp.GetRequiredService<IBackgroundJobClient>(), log);
     }
 
