@@ -265,4 +265,48 @@ public sealed class ReviewComponentTests : BunitContext, IAsyncLifetime, IClassF
         Assert.Empty(read.FindAll("[data-testid=head-tag-add]"));
         Assert.Empty(read.FindAll("[data-testid=head-tag-remove]"));
     }
+    [Fact]
+    public async Task HistoryDialogListsEveryVersionNewestFirstWithNames()
+    {
+        await SignInAsync(PortalFactory.ResearcherEmail);
+        var service = _host.Service<AnnotationService>();
+        var target = AnnotationTarget.Run(_host.RunId);
+        var sink = (await _host.Service<LabelService>().ListAsync()).Single(l => l.Name == "attention sink");
+        var id = await service.CreateAsync(await _host.PrincipalAsync(PortalFactory.ResearcherEmail), target, new AnnotationDraft(MarkGeometry.Point(5, 6), "first", null, ViewState.None));
+        await service.UpdateAsync(await _host.PrincipalAsync(PortalFactory.AdminEmail), id, 1, new AnnotationDraft(MarkGeometry.Point(5, 6), "second", sink.Id, ViewState.None));
+        var dialogs = Render<MudBlazor.MudDialogProvider>();
+        var annotations = await service.ListAsync(target);
+        var panel = Render<AnnotationPanel>(p => p.Add(c => c.Target, target).Add(c => c.Annotations, annotations));
+
+        panel.Find($"[data-annotation='{id}'] button[data-testid=annotation-history]").Click();
+        var rows = dialogs.WaitForElements("[data-testid=revision]");
+        Assert.Equal(["2", "1"], rows.Select(r => r.GetAttribute("data-version")));
+        Assert.Contains("Edited", rows[0].TextContent);
+        Assert.Contains("Administrator", rows[0].TextContent);
+        Assert.Contains("second", rows[0].TextContent);
+        Assert.Contains("label: attention sink", rows[0].TextContent);
+        Assert.Contains("Created", rows[1].TextContent);
+        Assert.Contains(PortalFactory.ResearcherEmail, rows[1].TextContent);
+        Assert.Contains("point at (5, 6)", rows[1].TextContent);
+    }
+
+    [Fact]
+    public async Task LabelsPageLetsWritersAddAndViewersOnlyRead()
+    {
+        await SignInAsync(PortalFactory.ViewerEmail);
+        var read = Render<AttnPortal.Web.Components.Pages.Labels>();
+        read.WaitForAssertion(() => Assert.Contains(read.FindAll("[data-testid=label-row]"), r => r.GetAttribute("data-label") == "grounded"));
+        Assert.DoesNotContain("Add a label", read.Markup);
+        Assert.DoesNotContain(read.FindAll("button"), b => b.TextContent.Trim() is "Edit" or "Delete");
+
+        await SignInAsync(PortalFactory.ResearcherEmail);
+        var write = Render<AttnPortal.Web.Components.Pages.Labels>();
+        write.WaitForAssertion(() => Assert.Contains("Add a label", write.Markup));
+        write.Find("[data-testid=new-label-color]").Change("#00aa88");
+        write.Find("input[data-testid=new-label-name]").Change("occluded");
+        write.Find("button[data-testid=new-label-add]").Click();
+        // The page hears its own change like anyone else's and lists the new label.
+        write.WaitForAssertion(() => Assert.Contains(write.FindAll("[data-testid=label-row]"), r => r.GetAttribute("data-label") == "occluded"));
+        Assert.Equal("#00aa88", (await _host.Service<LabelService>().ListAsync()).Single(l => l.Name == "occluded").Color);
+    }
 }

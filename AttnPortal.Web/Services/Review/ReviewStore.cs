@@ -16,7 +16,7 @@ internal sealed record ReviewActor(string Id, string UserName, ClaimsPrincipal U
 /// What every review write shares: a database context of its own (pages live long, writes are short), the writer check,
 /// versioned saving with a revision in the same transaction, the conflict message, the live-change notice, history.
 /// </summary>
-public sealed class ReviewStore(IServiceScopeFactory scopes, ReviewEvents events)
+public sealed class ReviewStore(IServiceScopeFactory scopes, ReviewEvents events, ILogger<ReviewStore> log)
 {
     public const int MaxBodyChars = 20_000;
     private static readonly JsonSerializerOptions SnapshotJson = new() { Converters = { new JsonStringEnumConverter() } };
@@ -93,7 +93,12 @@ public sealed class ReviewStore(IServiceScopeFactory scopes, ReviewEvents events
             last.Name, last.Utc, last.Action);
     }
 
-    internal void Publish(string topic, string kind, Guid id, ReviewActor actor) => events.Publish(new ReviewChange(topic, kind, id, actor.UserName));
+    /// <summary>Tells open pages; the change is saved already, so a page that fails to hear it must not fail the write.</summary>
+    internal void Publish(string topic, string kind, Guid id, ReviewActor actor)
+    {
+        try { events.Publish(new ReviewChange(topic, kind, id, actor.UserName)); }
+        catch (Exception e) { log.LogWarning(e, "A page failed to take the {Kind} change {Id} on {Topic}", kind, id, topic); }
+    }
 
     /// <summary>People's names by id (display name, else user name).</summary>
     internal static async Task<Dictionary<string, string>> NamesAsync(PortalDbContext db, IEnumerable<string?> ids)
