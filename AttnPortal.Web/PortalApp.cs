@@ -56,7 +56,7 @@ public static class PortalApp
         builder.Services.AddHangfire(c => c.UseSimpleAssemblyNameTypeSerializer().UseRecommendedSerializerSettings().UseInMemoryStorage());
         builder.Services.AddHangfireServer(o => { o.Queues = [RunQueue.GpuQueue]; o.WorkerCount = 1; });
         builder.Services.AddSingleton<RunEvents>().AddSingleton<ReviewEvents>().AddSingleton<RunCancellation>().AddSingleton<EngineCache>();
-        builder.Services.AddScoped<ImageStore>().AddScoped<RunQueue>().AddScoped<RunJob>();
+        builder.Services.AddScoped<ImageStore>().AddScoped<RunQueue>().AddScoped<RunJob>().AddScoped<RunSearch>();
         builder.Services.AddSingleton<ArtifactViews>().AddSingleton<ComparisonService>();
         builder.Services.AddReview();
         builder.Services.AddMudServices();
@@ -73,6 +73,7 @@ public static class PortalApp
         app.MapAccountEndpoints();
         app.MapRunEndpoints();
         app.MapCompareEndpoints();
+        app.MapExportEndpoints();
         app.MapRazorComponents<App>().AddInteractiveServerRenderMode();
         return app;
     }
