@@ -173,23 +173,15 @@ public sealed class CompareComponentTests : BunitContext, IAsyncLifetime
     }
 
     [Fact]
-    public void PairLinksOfferTheSideBySideViewAndTheSavedComparisons()
+    public void PairLinksOfferTheSideBySideView()
     {
         Guid me = Guid.NewGuid(), partner = Guid.NewGuid();
         Run RunOf(Guid id, string schedule) => new()
         {
             Id = id, ModelName = "demo", Schedule = schedule, Question = "q", Aspect = "pad", OwnerId = "u",
         };
-        var saved = new Comparison
-        {
-            Id = Guid.NewGuid(), CreatedById = "u", RunKey = $"{partner},{me}",
-            Runs = [new() { RunId = partner, Position = 0, Run = RunOf(partner, "alternating") }, new() { RunId = me, Position = 1, Run = RunOf(me, "standard") }],
-        };
-        var links = Render<PairLinks>(p => p.Add(c => c.RunId, me).Add(c => c.Runs, [RunOf(partner, "alternating")]).Add(c => c.Comparisons, [saved]));
+        var links = Render<PairLinks>(p => p.Add(c => c.RunId, me).Add(c => c.Runs, [RunOf(partner, "alternating")])));
         Assert.Equal($"/compare?runs={me},{partner}", links.Find("[data-testid=compare-pair]").GetAttribute("href"));
-        var link = links.Find("[data-testid=saved-comparison]");
-        Assert.Equal($"/compare/{saved.Id}", link.GetAttribute("href"));
-        Assert.Equal("alternating vs standard", link.TextContent.Trim());
 
         var alone = Render<PairLinks>(p => p.Add(c => c.RunId, me).Add(c => c.Runs, []));
         Assert.Equal("", alone.Markup.Trim());

@@ -215,7 +215,7 @@ public sealed class ComparePortalTests(ComparePortalTests.Host host) : IClassFix
 
         var run = Parser.ParseDocument(await viewer.GetStringAsync($"/runs/{host.A}"));
         Assert.Equal($"/compare?runs={host.A},{host.B}", run.QuerySelector("[data-testid=compare-pair]")?.GetAttribute("href"));
-        Assert.Contains($"/compare/{comparison.Id}", run.QuerySelectorAll("[data-testid=saved-comparison]").Select(a => a.GetAttribute("href")));
+        Assert.Contains($"/compare/{comparison.Id}", run.QuerySelectorAll("[data-testid=run-comparison]").Select(a => a.GetAttribute("href")));
         var unpaired = Parser.ParseDocument(await viewer.GetStringAsync($"/runs/{host.C}"));
         Assert.Null(unpaired.QuerySelector("[data-testid=compare-pair]"));
     }
