@@ -180,7 +180,7 @@ public sealed class CompareComponentTests : BunitContext, IAsyncLifetime
         {
             Id = id, ModelName = "demo", Schedule = schedule, Question = "q", Aspect = "pad", OwnerId = "u",
         };
-        var links = Render<PairLinks>(p => p.Add(c => c.RunId, me).Add(c => c.Runs, [RunOf(partner, "alternating")])));
+        var links = Render<PairLinks>(p => p.Add(c => c.RunId, me).Add(c => c.Runs, [RunOf(partner, "alternating")]));
         Assert.Equal($"/compare?runs={me},{partner}", links.Find("[data-testid=compare-pair]").GetAttribute("href"));
 
         var alone = Render<PairLinks>(p => p.Add(c => c.RunId, me).Add(c => c.Runs, []));
