@@ -28,7 +28,8 @@ public sealed class PortalDbContext(DbContextOptions<PortalDbContext> options) :
         b.Entity<Run>(e =>
         {
             e.HasIndex(r => r.Status);
-            e.HasIndex(r => r.CreatedUtc);
+            // Newest first with ties broken by id, the order the runs list pages through by key (RunSearch).
+            e.HasIndex(r => new { r.CreatedUtc, r.Id });
             e.HasIndex(r => r.PairId);
             e.Property(r => r.Status).HasConversion<string>().HasMaxLength(16);
             e.HasOne(r => r.Image).WithMany().HasForeignKey(r => r.ImageId).OnDelete(DeleteBehavior.Restrict);

@@ -620,8 +620,6 @@ namespace AttnPortal.Data.Migrations
 
                     b.HasKey("Id");
 
-                    b.HasIndex("CreatedUtc");
-
                     b.HasIndex("ImageId");
 
                     b.HasIndex("ModelName");
@@ -633,6 +631,8 @@ namespace AttnPortal.Data.Migrations
                     b.HasIndex("Schedule");
 
                     b.HasIndex("Status");
+
+                    b.HasIndex("CreatedUtc", "Id");
 
                     b.ToTable("Runs");
                 });

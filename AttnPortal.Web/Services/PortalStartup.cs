@@ -16,10 +16,18 @@ public static class PortalStartup
         sp.GetRequiredService<PortalPaths>().EnsureCreated();
         var db = sp.GetRequiredService<PortalDbContext>();
         await db.Database.MigrateAsync();
+        await RefreshPlannerStatisticsAsync(db);
         await EnsureRolesAndAdminAsync(sp, log);
         await LabelService.SeedDefaultsAsync(db, sp.GetRequiredService<UserManager<PortalUser>>());
         await RecoverRunsAsync(db, sp.GetRequiredService<IBackgroundJobClient>(), log);
     }
+
+    /// <summary>
+    /// Lets SQLite gather the statistics its query planner lacks (ANALYZE of the tables that never had it, or that grew
+    /// much since). Without them it takes any indexed equality (model, schedule, status) for selective and sorts
+    /// thousands of runs for a page that walking the (CreatedUtc, Id) index fills at once.
+    /// </summary>
+    public static Task RefreshPlannerStatisticsAsync(PortalDbContext db) => db.Database.ExecuteSqlRawAsync("PRAGMA optimize=0x10002");
 
     private static async Task EnsureRolesAndAdminAsync(IServiceProvider sp, ILogger log)
     {

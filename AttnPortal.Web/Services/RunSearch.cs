@@ -72,22 +72,27 @@ public sealed class RunSearch(PortalDbContext db)
             var end = to.AddDays(1).ToDateTime(TimeOnly.MinValue); // the whole of the last day
             q = q.Where(r => r.CreatedUtc < end);
         }
+        // Text, label and tag are each looked up once as a set (IN (subquery)) rather than per run: walking the runs
+        // newest first then needs only the (CreatedUtc, Id) index until a page is full.
         if (f.Text is { } text)
         {
             string pattern = $"%{EscapeLike(text)}%";
-            q = q.Where(r => EF.Functions.Like(r.Question, pattern, LikeEscape)
-                || r.GeneratedText != null && EF.Functions.Like(r.GeneratedText, pattern, LikeEscape));
+            var containing = db.Runs.Where(r => EF.Functions.Like(r.Question, pattern, LikeEscape)
+                || r.GeneratedText != null && EF.Functions.Like(r.GeneratedText, pattern, LikeEscape)).Select(r => r.Id);
+            q = q.Where(r => containing.Contains(r.Id));
         }
         if (f.Label is { } label)
         {
             string name = EscapeLike(label); // LIKE without wildcards: equality, ignoring ASCII case
-            q = q.Where(r => db.Annotations.Any(a => a.RunId == r.Id && a.DeletedUtc == null && a.Label != null
-                && EF.Functions.Like(a.Label.Name, name, LikeEscape)));
+            var labelled = db.Annotations.Where(a => a.RunId != null && a.DeletedUtc == null && a.Label != null && EF.Functions.Like(a.Label.Name, name, LikeEscape))
+                .Select(a => a.RunId!.Value);
+            q = q.Where(r => labelled.Contains(r.Id));
         }
         if (f.Tag is { } tag)
         {
             string name = EscapeLike(tag);
-            q = q.Where(r => db.HeadTags.Any(t => t.ModelName == r.ModelName && t.DeletedUtc == null && EF.Functions.Like(t.Tag, name, LikeEscape)));
+            var tagged = db.HeadTags.Where(t => t.DeletedUtc == null && EF.Functions.Like(t.Tag, name, LikeEscape)).Select(t => t.ModelName);
+            q = q.Where(r => tagged.Contains(r.ModelName));
         }
         if (f.Owner is { } owner)
         {
