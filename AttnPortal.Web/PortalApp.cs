@@ -58,6 +58,7 @@ public static class PortalApp
         builder.Services.AddSingleton<RunEvents>().AddSingleton<ReviewEvents>().AddSingleton<RunCancellation>().AddSingleton<EngineCache>();
         builder.Services.AddScoped<ImageStore>().AddScoped<RunQueue>().AddScoped<RunJob>();
         builder.Services.AddSingleton<ArtifactViews>();
+        builder.Services.AddScoped<GalleryService>().AddSingleton<GalleryImages>().AddSingleton<GalleryExport>();
         builder.Services.AddMudServices();
         builder.Services.AddRazorComponents().AddInteractiveServerComponents();
         builder.Services.AddAntiforgery();
@@ -71,6 +72,7 @@ public static class PortalApp
         app.UseHangfireDashboard("/hangfire", new DashboardOptions { Authorization = [new AdminOnlyDashboard()], IgnoreAntiforgeryToken = false });
         app.MapAccountEndpoints();
         app.MapRunEndpoints();
+        app.MapGalleryEndpoints();
         app.MapRazorComponents<App>().AddInteractiveServerRenderMode();
         return app;
     }
