@@ -59,6 +59,7 @@ public static class PortalApp
         builder.Services.AddScoped<ImageStore>().AddScoped<RunQueue>().AddScoped<RunJob>().AddScoped<RunSearch>();
         builder.Services.AddSingleton<ArtifactViews>().AddSingleton<ComparisonService>();
         builder.Services.AddReview();
+        builder.Services.AddScoped<GalleryService>().AddSingleton<GalleryImages>().AddSingleton<GalleryExport>();
         builder.Services.AddMudServices();
         builder.Services.AddRazorComponents().AddInteractiveServerComponents();
         builder.Services.AddAntiforgery();
@@ -74,6 +75,7 @@ public static class PortalApp
         app.MapRunEndpoints();
         app.MapCompareEndpoints();
         app.MapExportEndpoints();
+        app.MapGalleryEndpoints();
         app.MapRazorComponents<App>().AddInteractiveServerRenderMode();
         return app;
     }

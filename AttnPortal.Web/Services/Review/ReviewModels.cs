@@ -73,17 +73,6 @@ public sealed record HeadTagView(Guid Id, string ModelName, int Layer, int Head,
 /// <summary>One entry of an item's history: the row as it was after the change.</summary>
 public sealed record RevisionView(int Version, RevisionAction Action, string AuthorName, DateTime Utc, JsonObject Snapshot);
 
-/// <summary>
-/// The row moved on since the user read it: someone else's change was saved first and this one was not. The message
-/// names who and when, so the user can reload and decide.
-/// </summary>
-public sealed class ReviewConflictException(string message, string changedBy, DateTime changedUtc, RevisionAction action) : Exception(message)
-{
-    public string ChangedBy { get; } = changedBy;
-    public DateTime ChangedUtc { get; } = changedUtc;
-    public RevisionAction Action { get; } = action;
-}
-
 /// <summary>Who may change review items: the one rule for the services and the pages.</summary>
 public static class ReviewAccess
 {

@@ -83,14 +83,13 @@ public sealed class ReviewStore(IServiceScopeFactory scopes, ReviewEvents events
             .OrderByDescending(r => r.Version).ThenByDescending(r => r.Id)
             .Select(r => new { r.Action, r.Utc, Name = r.Author!.DisplayName ?? r.Author.UserName ?? r.AuthorId })
             .FirstOrDefaultAsync();
-        if (last is null) return new ReviewConflictException($"Someone else changed this {what}; your change was not saved — reload to see theirs.", "someone else", DateTime.UtcNow, RevisionAction.Edited);
+        if (last is null) return new ReviewConflictException($"Someone else changed this {what}; your change was not saved — reload to see theirs.");
         string verb = last.Action switch
         {
             RevisionAction.Created => "created", RevisionAction.Deleted => "deleted", RevisionAction.Restored => "restored", _ => "edited",
         };
         return new ReviewConflictException(
-            $"{last.Name} {verb} this {what} at {last.Utc.ToString("HH:mm", CultureInfo.InvariantCulture)} UTC; your change was not saved — reload to see theirs.",
-            last.Name, last.Utc, last.Action);
+            $"{last.Name} {verb} this {what} at {last.Utc.ToString("HH:mm", CultureInfo.InvariantCulture)} UTC; your change was not saved — reload to see theirs.");
     }
 
     /// <summary>Tells open pages; the change is saved already, so a page that fails to hear it must not fail the write.</summary>
