@@ -20,10 +20,22 @@ public static class SafeMarkdown
     public static string ToHtml(string? markdown, bool offline = false)
     {
         var document = Markdown.Parse(markdown ?? "", Pipeline);
-        foreach (var link in document.Descendants<LinkInline>().ToList())
-            if (offline || !IsSafe(link.Url)) Unwrap(link);
-        foreach (var link in document.Descendants<AutolinkInline>().ToList())
-            if (offline || !IsSafe(link.Url)) link.ReplaceBy(new LiteralInline(link.Url), copyChildren: false);
+        // One link at a time, each found by a fresh walk of the tree: unwrapping restructures the inlines around it.
+        while (document.Descendants<Inline>().FirstOrDefault(i => i switch
+               {
+                   LinkInline l => offline || !IsSafe(l.Url),
+                   AutolinkInline a => offline || !IsSafe(a.Url),
+                   _ => false,
+               }) is { } unsafeLink)
+        {
+            if (unsafeLink is LinkInline link) Unwrap(link);
+            else
+            {
+                var autolink = (AutolinkInline)unsafeLink;
+                autolink.InsertBefore(new LiteralInline(autolink.Url));
+                autolink.Remove();
+            }
+        }
         using var writer = new StringWriter();
         var renderer = new HtmlRenderer(writer);
         Pipeline.Setup(renderer);
@@ -49,7 +61,9 @@ public static class SafeMarkdown
     {
         if (link.IsImage)
         {
-            link.ReplaceBy(new LiteralInline(string.Concat(link.Descendants<LiteralInline>().Select(l => l.Content.ToString()))), copyChildren: false);
+            // InsertBefore + Remove, not ReplaceBy: ReplaceBy left the inlines after the image out of later traversals.
+            link.InsertBefore(new LiteralInline(string.Concat(link.Descendants<LiteralInline>().Select(l => l.Content.ToString()))));
+            link.Remove();
             return;
         }
         foreach (var child in link.ToList())

@@ -95,6 +95,23 @@ public static class LiveBench
             },
             i => $"document.querySelector(\"[data-testid=run-status][data-run='{queued[1 + i].Id}']\")?.textContent.includes('Canceled')");
 
+        // A note written by A (through the service the annotation panel calls) until B's run view shows it: the live path
+        // of the review (save with its revision, ReviewEvents, B's circuit reloads the run's annotations and re-renders).
+        if (AnnotatedRun(portal) is { } annotated)
+        {
+            var author = Principal(portal, AdminEmail, Roles.Admin);
+            yield return new LiveProbe("annotation saved by A → browser B's run view shows it (7B-sized run)", $"/runs/{annotated}",
+                "AnnotationService.CreateAsync stamped on the server clock → MutationObserver in B",
+                async (b, i) =>
+                {
+                    double t0 = Now();
+                    await b.Portal.GetRequiredService<AnnotationService>().CreateAsync(author, AnnotationTarget.Run(annotated),
+                        new AnnotationDraft(MarkGeometry.Note, $"live note {i}", null, new ViewState(0, null, null, null)));
+                    return t0;
+                },
+                i => $"document.querySelector('[data-testid=annotation-panel]')?.textContent.includes('live note {i}')");
+        }
+
         // A search typed into B's filter bar until B's table shows the new total; between two, Clear brings back every run.
         int Count(RunFilter filter)
         {
@@ -203,6 +220,26 @@ public static class LiveBench
     }
 
     /// <summary>Queued runs of the admin, newest of all, written after start-up so no job ever picks them up.</summary>
+    /// <summary>A run with an artifact (the comparison benchmark's), for the annotation probe; null when there is none.</summary>
+    private static Guid? AnnotatedRun(IServiceProvider services)
+    {
+        using var scope = services.CreateScope();
+        return scope.ServiceProvider.GetRequiredService<PortalDbContext>().Runs
+            .Where(r => r.ArtifactPath != null).OrderBy(r => r.CreatedUtc).Select(r => (Guid?)r.Id).FirstOrDefault();
+    }
+
+    private static System.Security.Claims.ClaimsPrincipal Principal(IServiceProvider services, string email, string role)
+    {
+        using var scope = services.CreateScope();
+        var user = scope.ServiceProvider.GetRequiredService<UserManager<PortalUser>>().FindByEmailAsync(email).GetAwaiter().GetResult()
+            ?? throw new InvalidOperationException($"no user {email}");
+        return new(new System.Security.Claims.ClaimsIdentity(
+        [
+            new(System.Security.Claims.ClaimTypes.NameIdentifier, user.Id), new(System.Security.Claims.ClaimTypes.Name, email),
+            new(System.Security.Claims.ClaimTypes.Role, role),
+        ], "bench"));
+    }
+
     private static async Task<IReadOnlyList<Run>> QueueIdleRunsAsync(IServiceProvider services, int count)
     {
         using var scope = services.CreateScope();
