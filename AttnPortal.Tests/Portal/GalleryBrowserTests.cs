@@ -223,6 +223,12 @@ public sealed class GalleryBrowserTests : IAsyncLifetime
         Assert.Equal($"/runs/{_runA}?step=1&layer=1&head=2&view=tiles&cmap=magma&opacity=0.7",
             await viewer.Locator($"[data-item='{items[0]}'] [data-testid=open-run]").GetAttributeAsync("href"));
 
+        // The owner opens the gallery too: each sees the other among its viewers.
+        var ownerPage = await NewPageAsync();
+        await SignInAsync(ownerPage, PortalFactory.ResearcherEmail, $"/galleries/{gallery.Id}");
+        await Assertions.Expect(viewer.Locator($"[data-testid=presence-user][data-user='{PortalFactory.ResearcherEmail}']")).ToHaveCountAsync(1);
+        await Assertions.Expect(ownerPage.Locator($"[data-testid=presence-user][data-user='{PortalFactory.ViewerEmail}']")).ToHaveCountAsync(1);
+
         // A teammate (the owner) edits a caption and reorders: the viewer's page follows without reloading.
         var owner = User(PortalFactory.ResearcherEmail, Roles.Researcher);
         await Galleries(s => s.EditItemAsync(owner, items[1], 1, new PinnedView(null, 0, null, "tile 0,1", "jet", 0.5), "Edited while you watch"));
