@@ -1,10 +1,6 @@
 using System.Diagnostics;
-using System.Net;
 using System.Text.RegularExpressions;
 using AttnPortal.Data;
-using Microsoft.AspNetCore.Hosting;
-using Microsoft.AspNetCore.Hosting.Server;
-using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Playwright;
@@ -25,57 +21,17 @@ public sealed class BrowserEndToEnd;
 public sealed class BrowserEndToEndTests(ITestOutputHelper output) : IAsyncLifetime
 {
     private static readonly TimeSpan RunTimeout = TimeSpan.FromSeconds(60);
-    private readonly Fixture.TempDir _dir = new();
-    private PortalFactory _factory = default!;
-    private IPlaywright _playwright = default!;
-    private IBrowser _browser = default!;
-    private string _baseUrl = "";
-    private readonly List<string> _browserErrors = [];
-
-    public static string ChromiumPath => Environment.GetEnvironmentVariable("ATTNPORTAL_CHROMIUM") is { Length: > 0 } p ? p : "/usr/bin/chromium";
+    private BrowserPortal _portal = default!;
 
     public async Task InitializeAsync()
     {
-        if (!File.Exists(ChromiumPath))
-            throw new InvalidOperationException($"The browser test needs Chromium at {ChromiumPath}. On Debian/Ubuntu: apt-get install -y chromium " +
-                "(or set ATTNPORTAL_CHROMIUM to a Chromium executable). .ci/run installs it.");
-
-        _factory = new PortalFactory(_dir.Path);
-        _factory.UseKestrel(k => k.Listen(IPAddress.Loopback, 0));
-        await _factory.StartAsync();
-        _baseUrl = _factory.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.Single();
-        Assert.Matches(@"^http://127\.0\.0\.1:\d+$", _baseUrl);
-
-        _playwright = await Playwright.CreateAsync();
-        _browser = await _playwright.Chromium.LaunchAsync(new()
-        {
-            ExecutablePath = ChromiumPath,
-            Headless = true,
-            Args = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"],
-        });
+        _portal = await BrowserPortal.StartAsync();
+        Assert.Matches(@"^http://127\.0\.0\.1:\d+$", _portal.BaseUrl);
     }
 
-    public async Task DisposeAsync()
-    {
-        if (_browser is not null) await _browser.DisposeAsync();
-        _playwright?.Dispose();
-        if (_factory is not null) await _factory.DisposeAsync();
-        Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
-        _dir.Dispose();
-    }
+    public async Task DisposeAsync() => await _portal.DisposeAsync();
 
-    private async Task<IPage> NewPageAsync()
-    {
-        var context = await _browser.NewContextAsync(new() { BaseURL = _baseUrl, ViewportSize = new() { Width = 1400, Height = 1000 } });
-        context.SetDefaultTimeout(15_000);
-        context.SetDefaultNavigationTimeout(60_000); // the first page of a fresh build renders cold
-        var page = await context.NewPageAsync();
-        // The portal has no favicon; Chromium's automatic request for it is the one 404 allowed.
-        page.Console += (_, m) => { if (m.Type == "error" && !m.Location.Contains("/favicon.ico")) lock (_browserErrors) _browserErrors.Add($"console: {m.Text} ({m.Location})"); };
-        page.PageError += (_, e) => { lock (_browserErrors) _browserErrors.Add($"page error: {e}"); };
-        page.Response += (_, r) => { if (r.Status >= 400) lock (_browserErrors) _browserErrors.Add($"HTTP {r.Status}: {r.Request.Method} {r.Url}"); };
-        return page;
-    }
+    private Task<IPage> NewPageAsync() => _portal.NewPageAsync();
 
     /// <summary>Blazor's interactive circuit is up once its JS has initialised the file input (prerendered HTML does not react).</summary>
     private static Task WaitInteractiveAsync(IPage page) =>
@@ -145,7 +101,7 @@ public sealed class BrowserEndToEndTests(ITestOutputHelper output) : IAsyncLifet
         seen.Add(finalValue);
         Assert.Equal(100, double.Parse(finalValue, System.Globalization.CultureInfo.InvariantCulture));
         Guid runId = Guid.Parse((await status.GetAttributeAsync("data-run"))!);
-        var run = _factory.WithDb(db => db.Runs.AsNoTracking().Single(r => r.Id == runId));
+        var run = _portal.Factory.WithDb(db => db.Runs.AsNoTracking().Single(r => r.Id == runId));
         Assert.Equal(RunStatus.Succeeded, run.Status);
         Assert.Equal("Where is the red square?", run.Question);
 
@@ -172,7 +128,7 @@ public sealed class BrowserEndToEndTests(ITestOutputHelper output) : IAsyncLifet
         await AssertLoadedAsync(page.Locator("[data-testid=head-grid]"), "head grid");
         var openRunView = open.Elapsed;
 
-        lock (_browserErrors) Assert.True(_browserErrors.Count == 0, "browser errors:\n" + string.Join("\n", _browserErrors));
+        lock (_portal.Errors) Assert.True(_portal.Errors.Count == 0, "browser errors:\n" + string.Join("\n", _portal.Errors));
         output.WriteLine($"browser timings: click Queue -> heatmap visible {queueToHeatmap.TotalMilliseconds:F0} ms; " +
             $"open a run view (page load -> heatmap and head grid loaded) {openRunView.TotalMilliseconds:F0} ms; progress values seen: {string.Join(", ", seen)}");
     }
@@ -180,7 +136,7 @@ public sealed class BrowserEndToEndTests(ITestOutputHelper output) : IAsyncLifet
     [Fact]
     public async Task AnyresRunViewCyclesViewsWithVAndPicksHeadsOnNonSquareTiles()
     {
-        var runId = await _factory.AddAnyresRunAsync();
+        var runId = await _portal.Factory.AddAnyresRunAsync();
         var page = await NewPageAsync();
         await page.GotoAsync($"/runs/{runId}");
         Assert.EndsWith("/login?ReturnUrl=%2Fruns%2F" + runId, page.Url, StringComparison.OrdinalIgnoreCase);
@@ -218,7 +174,7 @@ public sealed class BrowserEndToEndTests(ITestOutputHelper output) : IAsyncLifet
         Assert.Equal(photo.Width * 0.3, tile.Width, 1.0);
         Assert.Equal(photo.Y + photo.Height * 10 / 130, tile.Y, 1.0);
 
-        lock (_browserErrors) Assert.True(_browserErrors.Count == 0, "browser errors:\n" + string.Join("\n", _browserErrors));
+        lock (_portal.Errors) Assert.True(_portal.Errors.Count == 0, "browser errors:\n" + string.Join("\n", _portal.Errors));
     }
     /// <summary>Signs a fresh browser context in as <paramref name="email"/> through the form and lands on <paramref name="path"/>.</summary>
     private async Task<IPage> SignedInPageAsync(string email, string path)
@@ -235,7 +191,7 @@ public sealed class BrowserEndToEndTests(ITestOutputHelper output) : IAsyncLifet
     [Fact]
     public async Task TwoPeopleReviewARunLiveAndAViewerOnlyReads()
     {
-        var runId = await _factory.AddAnyresRunAsync(); // a finished run of wide.png (200 × 130)
+        var runId = await _portal.Factory.AddAnyresRunAsync(); // a finished run of wide.png (200 × 130)
         string path = $"/runs/{runId}";
         var a = await SignedInPageAsync(PortalFactory.ResearcherEmail, path);
         var b = await SignedInPageAsync(PortalFactory.AdminEmail, path);
@@ -269,7 +225,7 @@ public sealed class BrowserEndToEndTests(ITestOutputHelper output) : IAsyncLifet
         await Assertions.Expect(card).ToContainTextAsync("The red square, attended");
         await Assertions.Expect(card.Locator("[data-testid=label-chip]")).ToHaveTextAsync("grounded");
         await Assertions.Expect(card.Locator("[data-testid=markdown] strong")).ToHaveTextAsync("attended");
-        var saved = _factory.WithDb(db => db.Annotations.AsNoTracking().Include(x => x.Label).Include(x => x.Author).Single(x => x.RunId == runId));
+        var saved = _portal.Factory.WithDb(db => db.Annotations.AsNoTracking().Include(x => x.Label).Include(x => x.Author).Single(x => x.RunId == runId));
         Assert.Equal(("grounded", PortalFactory.ResearcherEmail, AnnotationShape.Box), (saved.Label!.Name, saved.Author!.Email, saved.Shape));
         Assert.Equal(50, saved.X, 1.5);
         Assert.Equal(26, saved.Y, 1.5);
@@ -290,6 +246,6 @@ public sealed class BrowserEndToEndTests(ITestOutputHelper output) : IAsyncLifet
         foreach (var control in new[] { "annotation-tools", "annotation-edit", "annotation-delete", "comment-body", "comment-add", "head-tag-add" })
             Assert.True(await viewer.Locator($"[data-testid={control}]").CountAsync() == 0, $"a viewer sees {control}");
 
-        lock (_browserErrors) Assert.True(_browserErrors.Count == 0, "browser errors:\n" + string.Join("\n", _browserErrors));
+        lock (_portal.Errors) Assert.True(_portal.Errors.Count == 0, "browser errors:\n" + string.Join("\n", _portal.Errors));
     }
 }

@@ -1,9 +1,5 @@
-using System.Net;
 using System.Text.RegularExpressions;
 using AttnPortal.Tests.Rendering;
-using Microsoft.AspNetCore.Hosting;
-using Microsoft.AspNetCore.Hosting.Server;
-using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Playwright;
 
@@ -16,48 +12,13 @@ namespace AttnPortal.Tests.Portal;
 [Collection(nameof(BrowserEndToEnd))]
 public sealed class CompareBrowserTests : IAsyncLifetime
 {
-    private readonly Fixture.TempDir _dir = new();
-    private PortalFactory _factory = default!;
-    private IPlaywright _playwright = default!;
-    private IBrowser _browser = default!;
-    private readonly List<string> _browserErrors = [];
+    private BrowserPortal _portal = default!;
 
-    public async Task InitializeAsync()
-    {
-        string chromium = BrowserEndToEndTests.ChromiumPath;
-        if (!File.Exists(chromium)) throw new InvalidOperationException($"The browser test needs Chromium at {chromium} (apt-get install -y chromium).");
-        _factory = new PortalFactory(_dir.Path);
-        _factory.UseKestrel(k => k.Listen(IPAddress.Loopback, 0));
-        await _factory.StartAsync();
-        _playwright = await Playwright.CreateAsync();
-        _browser = await _playwright.Chromium.LaunchAsync(new()
-        {
-            ExecutablePath = chromium, Headless = true,
-            Args = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"],
-        });
-    }
+    public async Task InitializeAsync() => _portal = await BrowserPortal.StartAsync();
 
-    public async Task DisposeAsync()
-    {
-        if (_browser is not null) await _browser.DisposeAsync();
-        _playwright?.Dispose();
-        if (_factory is not null) await _factory.DisposeAsync();
-        Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
-        _dir.Dispose();
-    }
+    public async Task DisposeAsync() => await _portal.DisposeAsync();
 
-    private async Task<IPage> NewPageAsync()
-    {
-        string baseUrl = _factory.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.Single();
-        var context = await _browser.NewContextAsync(new() { BaseURL = baseUrl, ViewportSize = new() { Width = 1400, Height = 1000 } });
-        context.SetDefaultTimeout(15_000);
-        context.SetDefaultNavigationTimeout(60_000); // the first page of a fresh build renders cold
-        var page = await context.NewPageAsync();
-        page.Console += (_, m) => { if (m.Type == "error" && !m.Location.Contains("/favicon.ico")) lock (_browserErrors) _browserErrors.Add($"console: {m.Text} ({m.Location})"); };
-        page.PageError += (_, e) => { lock (_browserErrors) _browserErrors.Add($"page error: {e}"); };
-        page.Response += (_, r) => { if (r.Status >= 400) lock (_browserErrors) _browserErrors.Add($"HTTP {r.Status}: {r.Request.Method} {r.Url}"); };
-        return page;
-    }
+    private Task<IPage> NewPageAsync() => _portal.NewPageAsync();
 
     private static async Task AssertLoadedAsync(ILocator image, string what)
     {
@@ -70,8 +31,8 @@ public sealed class CompareBrowserTests : IAsyncLifetime
     public async Task ResearcherComparesTwoRunsFromTheRunListDrivesThePanesAndSaves()
     {
         var pair = Guid.NewGuid();
-        var a = await CompareRuns.AddAsync(_factory, "standard", 3, 3, ["▁A", "▁red", "</s>"], (s, _, _) => GridArtifact.Key(0, s % 3, 3), pair);
-        var b = await CompareRuns.AddAsync(_factory, "alternating", 3, 3, ["▁A", "▁blue", "▁square", "</s>"], (s, _, _) => GridArtifact.Key(2, s % 3, 3), pair);
+        var a = await CompareRuns.AddAsync(_portal.Factory, "standard", 3, 3, ["▁A", "▁red", "</s>"], (s, _, _) => GridArtifact.Key(0, s % 3, 3), pair);
+        var b = await CompareRuns.AddAsync(_portal.Factory, "alternating", 3, 3, ["▁A", "▁blue", "▁square", "</s>"], (s, _, _) => GridArtifact.Key(2, s % 3, 3), pair);
         var page = await NewPageAsync();
 
         await page.GotoAsync("/runs");
@@ -135,12 +96,12 @@ public sealed class CompareBrowserTests : IAsyncLifetime
         await page.Locator("[data-testid=save-comparison]").ClickAsync();
         await page.WaitForURLAsync(new Regex("/compare/[0-9a-f-]{36}$"));
         var id = Guid.Parse(page.Url[^36..]);
-        var saved = _factory.WithDb(db => db.Comparisons.Single(c => c.Id == id));
+        var saved = _portal.Factory.WithDb(db => db.Comparisons.Single(c => c.Id == id));
         Assert.Equal($"{a},{b}", saved.RunKey);
         await Assertions.Expect(page.Locator("[data-testid=saved-chip]")).ToBeVisibleAsync();
         await Assertions.Expect(page.Locator("[data-testid=save-comparison]")).ToHaveCountAsync(0);
         await ExpectEveryPaneAsync("&step=2&");
 
-        lock (_browserErrors) Assert.True(_browserErrors.Count == 0, "browser errors:\n" + string.Join("\n", _browserErrors));
+        lock (_portal.Errors) Assert.True(_portal.Errors.Count == 0, "browser errors:\n" + string.Join("\n", _portal.Errors));
     }
 }

@@ -1,12 +1,8 @@
 using System.Diagnostics;
-using System.Net;
 using System.Security.Claims;
 using System.Text.RegularExpressions;
 using AttnPortal.Data;
 using AttnPortal.Web.Services;
-using Microsoft.AspNetCore.Hosting;
-using Microsoft.AspNetCore.Hosting.Server;
-using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Playwright;
@@ -21,26 +17,16 @@ namespace AttnPortal.Tests.Portal;
 [Collection(nameof(BrowserEndToEnd))]
 public sealed class GalleryBrowserTests : IAsyncLifetime
 {
-    private readonly Fixture.TempDir _dir = new();
-    private PortalFactory _factory = default!;
-    private IPlaywright _playwright = default!;
-    private IBrowser _browser = default!;
-    private string _baseUrl = "";
-    private readonly List<string> _browserErrors = [];
+    private BrowserPortal _portal = default!;
     private Guid _runA, _runB, _comparison;
 
     public async Task InitializeAsync()
     {
-        if (!File.Exists(BrowserEndToEndTests.ChromiumPath))
-            throw new InvalidOperationException($"The browser test needs Chromium at {BrowserEndToEndTests.ChromiumPath}: apt-get install -y chromium (or set ATTNPORTAL_CHROMIUM).");
-        _factory = new PortalFactory(_dir.Path);
-        _factory.UseKestrel(k => k.Listen(IPAddress.Loopback, 0));
-        await _factory.StartAsync();
-        _baseUrl = _factory.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.Single();
-        _runA = await _factory.AddAnyresRunAsync();
-        _runB = await _factory.AddAnyresRunAsync();
+        _portal = await BrowserPortal.StartAsync();
+        _runA = await _portal.Factory.AddAnyresRunAsync();
+        _runB = await _portal.Factory.AddAnyresRunAsync();
         _comparison = Guid.NewGuid();
-        using (var scope = _factory.Services.CreateScope())
+        using (var scope = _portal.Factory.Services.CreateScope())
         {
             var db = scope.ServiceProvider.GetRequiredService<PortalDbContext>();
             db.Comparisons.Add(new Comparison
@@ -50,32 +36,19 @@ public sealed class GalleryBrowserTests : IAsyncLifetime
             });
             await db.SaveChangesAsync();
         }
-        _playwright = await Playwright.CreateAsync();
-        _browser = await _playwright.Chromium.LaunchAsync(new()
-        {
-            ExecutablePath = BrowserEndToEndTests.ChromiumPath, Headless = true,
-            Args = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"],
-        });
     }
 
-    public async Task DisposeAsync()
-    {
-        if (_browser is not null) await _browser.DisposeAsync();
-        _playwright?.Dispose();
-        if (_factory is not null) await _factory.DisposeAsync();
-        Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
-        _dir.Dispose();
-    }
+    public async Task DisposeAsync() => await _portal.DisposeAsync();
 
     private ClaimsPrincipal User(string email, string role)
     {
-        var user = _factory.WithDb(db => db.Users.AsNoTracking().Single(u => u.Email == email));
+        var user = _portal.Factory.WithDb(db => db.Users.AsNoTracking().Single(u => u.Email == email));
         return GalleryHost.Principal(user.Id, user.UserName!, role);
     }
 
     private async Task<T> Galleries<T>(Func<GalleryService, Task<T>> operation)
     {
-        using var scope = _factory.Services.CreateScope();
+        using var scope = _portal.Factory.Services.CreateScope();
         return await operation(scope.ServiceProvider.GetRequiredService<GalleryService>());
     }
 
@@ -96,18 +69,7 @@ public sealed class GalleryBrowserTests : IAsyncLifetime
         return (gallery, ids.ToArray());
     }
 
-    private async Task<IPage> NewPageAsync(List<string>? errors = null, int height = 1000)
-    {
-        var context = await _browser.NewContextAsync(new() { BaseURL = _baseUrl, ViewportSize = new() { Width = 1400, Height = height } });
-        context.SetDefaultTimeout(15_000);
-        context.SetDefaultNavigationTimeout(60_000);
-        var page = await context.NewPageAsync();
-        errors ??= _browserErrors;
-        page.Console += (_, m) => { if (m.Type == "error" && !m.Location.Contains("/favicon.ico")) lock (errors) errors.Add($"console: {m.Text} ({m.Location})"); };
-        page.PageError += (_, e) => { lock (errors) errors.Add($"page error: {e}"); };
-        page.Response += (_, r) => { if (r.Status >= 400) lock (errors) errors.Add($"HTTP {r.Status}: {r.Request.Method} {r.Url}"); };
-        return page;
-    }
+    private Task<IPage> NewPageAsync(List<string>? errors = null, int height = 1000) => _portal.NewPageAsync(errors, height);
 
     private static async Task SignInAsync(IPage page, string email, string returnUrl)
     {
@@ -142,7 +104,7 @@ public sealed class GalleryBrowserTests : IAsyncLifetime
     }
 
     private List<Guid> OrderInDb(Guid galleryId) =>
-        _factory.WithDb(db => db.GalleryItems.AsNoTracking().Where(i => i.GalleryId == galleryId).OrderBy(i => i.Position).Select(i => i.Id).ToList());
+        _portal.Factory.WithDb(db => db.GalleryItems.AsNoTracking().Where(i => i.GalleryId == galleryId).OrderBy(i => i.Position).Select(i => i.Id).ToList());
 
     [Fact]
     public async Task OwnerReordersCaptionsAndSharesALinkThatWorksSignedOutUntilRevoked()
@@ -170,15 +132,15 @@ public sealed class GalleryBrowserTests : IAsyncLifetime
         await editor.FillAsync("Run B: *everything* averaged");
         await slots.Nth(0).Locator("[data-testid=save-caption]").ClickAsync();
         await Assertions.Expect(slots.Nth(0).Locator("[data-testid=item-caption] em")).ToHaveTextAsync("everything");
-        Assert.Equal("Run B: *everything* averaged", _factory.WithDb(db => db.GalleryItems.Single(i => i.Id == items[2]).Caption));
+        Assert.Equal("Run B: *everything* averaged", _portal.Factory.WithDb(db => db.GalleryItems.Single(i => i.Id == items[2]).Caption));
 
         // Make the public link; the page shows it.
         await owner.Locator("[data-testid=make-link]").ClickAsync();
         var linkField = await InputOf(owner.Locator("[data-testid=public-link]"));
         await Assertions.Expect(linkField).ToHaveValueAsync(new Regex("/g/[A-Za-z0-9_-]{43}$"));
         string link = await linkField.InputValueAsync();
-        string token = _factory.WithDb(db => db.Galleries.Single(g => g.Id == gallery.Id).PublicToken)!;
-        Assert.Equal($"{_baseUrl}/g/{token}", link);
+        string token = _portal.Factory.WithDb(db => db.Galleries.Single(g => g.Id == gallery.Id).PublicToken)!;
+        Assert.Equal($"{_portal.BaseUrl}/g/{token}", link);
 
         // A fresh browser, never signed in, opens it: the gallery, its three cards in the new order, four overlays.
         var visitorErrors = new List<string>();
@@ -198,13 +160,13 @@ public sealed class GalleryBrowserTests : IAsyncLifetime
         // Revoked: the owner's page goes back to "Make public link" and the same address now finds nothing.
         await owner.Locator("[data-testid=revoke-link]").ClickAsync();
         await Assertions.Expect(owner.Locator("[data-testid=make-link]")).ToBeVisibleAsync();
-        Assert.Null(_factory.WithDb(db => db.Galleries.Single(g => g.Id == gallery.Id).PublicToken));
+        Assert.Null(_portal.Factory.WithDb(db => db.Galleries.Single(g => g.Id == gallery.Id).PublicToken));
         var after = await visitor.GotoAsync(link);
         Assert.Equal(404, after!.Status);
         await Assertions.Expect(visitor.Locator("[data-testid=gallery-not-found]")).ToHaveTextAsync("Not found");
         Assert.Equal(0, await visitor.Locator("[data-testid=gallery-item]").CountAsync());
 
-        lock (_browserErrors) Assert.True(_browserErrors.Count == 0, "browser errors:\n" + string.Join("\n", _browserErrors));
+        lock (_portal.Errors) Assert.True(_portal.Errors.Count == 0, "browser errors:\n" + string.Join("\n", _portal.Errors));
     }
 
     [Fact]
@@ -242,7 +204,7 @@ public sealed class GalleryBrowserTests : IAsyncLifetime
         await Assertions.Expect(viewer.Locator("[data-testid=heatmap]")).ToHaveAttributeAsync("src", new Regex(@"\?view=tiles&step=1&layer=1&head=2&cmap=magma$"));
         await Assertions.Expect(viewer.Locator("[data-testid=add-to-gallery]")).ToHaveCountAsync(0); // a Viewer adds to no gallery
 
-        lock (_browserErrors) Assert.True(_browserErrors.Count == 0, "browser errors:\n" + string.Join("\n", _browserErrors));
+        lock (_portal.Errors) Assert.True(_portal.Errors.Count == 0, "browser errors:\n" + string.Join("\n", _portal.Errors));
     }
 
     [Fact]
@@ -266,7 +228,7 @@ public sealed class GalleryBrowserTests : IAsyncLifetime
         await page.Locator("[data-testid=add-item]").ClickAsync();
         await Assertions.Expect(page.GetByText("Added to “Tiles worth keeping”.")).ToBeVisibleAsync();
 
-        var gallery = _factory.WithDb(db => db.Galleries.AsNoTracking().Include(g => g.Items).Single());
+        var gallery = _portal.Factory.WithDb(db => db.Galleries.AsNoTracking().Include(g => g.Items).Single());
         Assert.Equal(("Tiles worth keeping", GalleryVisibility.Private, User(PortalFactory.ResearcherEmail, Roles.Researcher).UserId()),
             (gallery.Title, gallery.Visibility, gallery.OwnerId));
         var item = Assert.Single(gallery.Items);
@@ -276,6 +238,6 @@ public sealed class GalleryBrowserTests : IAsyncLifetime
         // Its gallery page links back to exactly that view.
         await page.GotoAsync($"/galleries/{gallery.Id}");
         await Assertions.Expect(page.Locator("[data-testid=open-run]")).ToHaveAttributeAsync("href", new Regex(Regex.Escape($"/runs/{_runA}?step=2&layer=0&head=1&view=tile%200%2C0&cmap=jet&opacity=0.4") + "$"));
-        lock (_browserErrors) Assert.True(_browserErrors.Count == 0, "browser errors:\n" + string.Join("\n", _browserErrors));
+        lock (_portal.Errors) Assert.True(_portal.Errors.Count == 0, "browser errors:\n" + string.Join("\n", _portal.Errors));
     }
 }
