@@ -114,18 +114,6 @@ public sealed class ComparisonServiceTests : IDisposable
     }
 
     [Fact]
-    public async Task ForRunListsTheComparisonsThatIncludeTheRunNewestFirst()
-    {
-        var older = await _service.GetOrCreateAsync([R1, R2], UserId);
-        var newer = await _service.GetOrCreateAsync([R3, R1], UserId);
-        await _service.GetOrCreateAsync([R2, R3], UserId);
-
-        Assert.Equal([newer.Id, older.Id], (await _service.ForRunAsync(R1)).Select(c => c.Id));
-        Assert.Equal([R3, R1], (await _service.ForRunAsync(R1))[0].Runs.Select(r => r.RunId));
-        Assert.Empty(await _service.ForRunAsync(R5));
-    }
-
-    [Fact]
     public void RunIdsAreParsedFromTheQueryInOrder()
     {
         Assert.Equal([R2, R1], ComparisonService.ParseRunIds($" {R2}, {R1},"));

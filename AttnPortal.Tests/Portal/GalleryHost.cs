@@ -1,7 +1,6 @@
 using System.Security.Claims;
 using AttnPortal.Data;
 using AttnPortal.Web.Services;
-using Microsoft.AspNetCore.Identity;
 using Microsoft.Extensions.DependencyInjection;
 
 namespace AttnPortal.Tests.Portal;
@@ -36,16 +35,13 @@ public class GalleryHost : PortalHost
         AnyresRunA = await Factory.AddAnyresRunAsync();
         AnyresRunB = await Factory.AddAnyresRunAsync();
 
-        using var scope = Factory.Services.CreateScope();
-        var users = scope.ServiceProvider.GetRequiredService<UserManager<PortalUser>>();
-        var other = new PortalUser { UserName = OtherResearcherEmail, Email = OtherResearcherEmail, EmailConfirmed = true };
-        if (!(await users.CreateAsync(other, PortalFactory.Password)).Succeeded || !(await users.AddToRoleAsync(other, Roles.Researcher)).Succeeded)
-            throw new InvalidOperationException("cannot create the second researcher");
-        Owner = await PrincipalAsync(users, PortalFactory.ResearcherEmail, Roles.Researcher);
-        OtherResearcher = await PrincipalAsync(users, OtherResearcherEmail, Roles.Researcher);
-        Viewer = await PrincipalAsync(users, PortalFactory.ViewerEmail, Roles.Viewer);
-        Admin = await PrincipalAsync(users, PortalFactory.AdminEmail, Roles.Admin);
+        await Factory.AddUserAsync(OtherResearcherEmail, Roles.Researcher);
+        Owner = await Factory.PrincipalAsync(PortalFactory.ResearcherEmail);
+        OtherResearcher = await Factory.PrincipalAsync(OtherResearcherEmail);
+        Viewer = await Factory.PrincipalAsync(PortalFactory.ViewerEmail);
+        Admin = await Factory.PrincipalAsync(PortalFactory.AdminEmail);
 
+        using var scope = Factory.Services.CreateScope();
         var db = scope.ServiceProvider.GetRequiredService<PortalDbContext>();
         var now = DateTime.UtcNow;
         QueuedRunId = Guid.NewGuid();
@@ -66,12 +62,6 @@ public class GalleryHost : PortalHost
     /// <summary>What the cookie sign-in gives a page: the user's id, name and role.</summary>
     public static ClaimsPrincipal Principal(string userId, string userName, string role) =>
         new(new ClaimsIdentity([new Claim(ClaimTypes.NameIdentifier, userId), new Claim(ClaimTypes.Name, userName), new Claim(ClaimTypes.Role, role)], "test"));
-
-    private static async Task<ClaimsPrincipal> PrincipalAsync(UserManager<PortalUser> users, string email, string role)
-    {
-        var user = await users.FindByEmailAsync(email) ?? throw new InvalidOperationException($"no user {email}");
-        return Principal(user.Id, user.UserName!, role);
-    }
 
     /// <summary>One operation through a fresh scope's <see cref="GalleryService"/>, as a page or an endpoint makes it.</summary>
     public async Task<T> Galleries<T>(Func<GalleryService, Task<T>> operation)

@@ -1,4 +1,5 @@
 using System.Net;
+using System.Security.Claims;
 using System.Net.Http.Json;
 using System.Text.Json;
 using AngleSharp.Html.Parser;
@@ -60,20 +61,35 @@ public sealed class PortalFactory(string dataDirectory, IReadOnlyDictionary<stri
         await StartGate.WaitAsync();
         try { StartServer(); }
         finally { StartGate.Release(); }
+        foreach (var (email, role) in new[] { (ResearcherEmail, Roles.Researcher), (ViewerEmail, Roles.Viewer) })
+            await AddUserAsync(email, role);
+    }
+
+    /// <summary>A person with <paramref name="role"/> and the shared test password (nothing when they exist already).</summary>
+    public async Task AddUserAsync(string email, string role)
+    {
         using var scope = Services.CreateScope();
         var users = scope.ServiceProvider.GetRequiredService<UserManager<PortalUser>>();
-        foreach (var (email, role) in new[] { (ResearcherEmail, Roles.Researcher), (ViewerEmail, Roles.Viewer) })
-        {
-            if (await users.FindByEmailAsync(email) is not null) continue;
-            var user = new PortalUser { UserName = email, Email = email, EmailConfirmed = true };
-            Check(await users.CreateAsync(user, Password), email);
-            Check(await users.AddToRoleAsync(user, role), email);
-        }
+        if (await users.FindByEmailAsync(email) is not null) return;
+        var user = new PortalUser { UserName = email, Email = email, EmailConfirmed = true };
+        Check(await users.CreateAsync(user, Password), email);
+        Check(await users.AddToRoleAsync(user, role), email);
 
         static void Check(IdentityResult r, string who)
         {
             if (!r.Succeeded) throw new InvalidOperationException($"{who}: {string.Join("; ", r.Errors.Select(e => e.Description))}");
         }
+    }
+
+    /// <summary>The signed-in principal of a person as the cookie would carry it: id, user name, roles.</summary>
+    public async Task<ClaimsPrincipal> PrincipalAsync(string email)
+    {
+        using var scope = Services.CreateScope();
+        var users = scope.ServiceProvider.GetRequiredService<UserManager<PortalUser>>();
+        var user = await users.FindByEmailAsync(email) ?? throw new InvalidOperationException($"no user {email}");
+        var claims = new List<Claim> { new(ClaimTypes.NameIdentifier, user.Id), new(ClaimTypes.Name, user.UserName!) };
+        claims.AddRange((await users.GetRolesAsync(user)).Select(r => new Claim(ClaimTypes.Role, r)));
+        return new ClaimsPrincipal(new ClaimsIdentity(claims, "test"));
     }
 
     public HttpClient Anonymous() => CreateClient(new WebApplicationFactoryClientOptions { AllowAutoRedirect = false, HandleCookies = true });

@@ -1,7 +1,6 @@
 using System.Security.Claims;
 using AttnPortal.Data;
 using AttnPortal.Tests.Portal;
-using Microsoft.AspNetCore.Identity;
 using Microsoft.Extensions.DependencyInjection;
 
 namespace AttnPortal.Tests.Review;
@@ -20,28 +19,10 @@ public class ReviewHost : PortalHost
     {
         RunId = await Factory.AddAnyresRunAsync();
         ModelName = Factory.WithDb(db => db.Runs.Single(r => r.Id == RunId).ModelName);
-        using var scope = Factory.Services.CreateScope();
-        var users = scope.ServiceProvider.GetRequiredService<UserManager<PortalUser>>();
-        var second = new PortalUser { UserName = SecondResearcherEmail, Email = SecondResearcherEmail, EmailConfirmed = true };
-        Require(await users.CreateAsync(second, PortalFactory.Password));
-        Require(await users.AddToRoleAsync(second, Roles.Researcher));
-    }
-
-    private static void Require(IdentityResult result)
-    {
-        if (!result.Succeeded) throw new InvalidOperationException(string.Join("; ", result.Errors.Select(e => e.Description)));
+        await Factory.AddUserAsync(SecondResearcherEmail, Roles.Researcher);
     }
 
     public T Service<T>() where T : notnull => Factory.Services.GetRequiredService<T>();
 
-    /// <summary>The signed-in principal of a person as the cookie would carry it: id, user name, roles.</summary>
-    public async Task<ClaimsPrincipal> PrincipalAsync(string email)
-    {
-        using var scope = Factory.Services.CreateScope();
-        var users = scope.ServiceProvider.GetRequiredService<UserManager<PortalUser>>();
-        var user = await users.FindByEmailAsync(email) ?? throw new InvalidOperationException($"no user {email}");
-        var claims = new List<Claim> { new(ClaimTypes.NameIdentifier, user.Id), new(ClaimTypes.Name, user.UserName!) };
-        claims.AddRange((await users.GetRolesAsync(user)).Select(r => new Claim(ClaimTypes.Role, r)));
-        return new ClaimsPrincipal(new ClaimsIdentity(claims, "test"));
-    }
+    public Task<ClaimsPrincipal> PrincipalAsync(string email) => Factory.PrincipalAsync(email);
 }

@@ -393,8 +393,8 @@ public sealed class ReviewServiceTests(ReviewHost host) : IClassFixture<ReviewHo
                 new ReviewChange(run, "annotation", id, PortalFactory.ResearcherEmail),
                 new ReviewChange(run, "comment", comment, PortalFactory.ResearcherEmail),
                 new ReviewChange(run, "annotation", id, PortalFactory.ResearcherEmail),
-                new ReviewChange(ReviewTopics.Labels, "label", label, PortalFactory.ResearcherEmail),
-                new ReviewChange(ReviewTopics.Model(host.ModelName), "headtag", tag, PortalFactory.ResearcherEmail),
+                new ReviewChange(ReviewEvents.LabelsTopic, "label", label, PortalFactory.ResearcherEmail),
+                new ReviewChange(ReviewEvents.ModelTopic(host.ModelName), "headtag", tag, PortalFactory.ResearcherEmail),
             ], mine);
             // A refused write announces nothing.
             int count;

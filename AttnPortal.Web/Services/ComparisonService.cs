@@ -68,14 +68,6 @@ public sealed class ComparisonService(IServiceScopeFactory scopes)
         return await WithRuns(Db(scope)).SingleOrDefaultAsync(c => c.Id == id, cancel);
     }
 
-    /// <summary>The saved comparisons that include <paramref name="runId"/>, newest first, with their runs in pane order.</summary>
-    public async Task<IReadOnlyList<Comparison>> ForRunAsync(Guid runId, CancellationToken cancel = default)
-    {
-        using var scope = scopes.CreateScope();
-        return await WithRuns(Db(scope)).Where(c => c.Runs.Any(r => r.RunId == runId))
-            .OrderByDescending(c => c.CreatedUtc).ToListAsync(cancel);
-    }
-
     private const int UniqueViolation = 2067; // SQLITE_CONSTRAINT_UNIQUE
 
     private static PortalDbContext Db(IServiceScope scope) => scope.ServiceProvider.GetRequiredService<PortalDbContext>();

@@ -15,6 +15,12 @@ public sealed class ReviewEvents
     public static string RunTopic(Guid id) => $"run:{id}";
     public static string ComparisonTopic(Guid id) => $"comparison:{id}";
     public static string GalleryTopic(Guid id) => $"gallery:{id}";
+    /// <summary>Presence on a comparison not saved yet: its runs in pane order.</summary>
+    public static string UnsavedComparisonTopic(IEnumerable<Guid> runIds) => $"compare:{string.Join(",", runIds)}";
+    /// <summary>The team's label set.</summary>
+    public const string LabelsTopic = "labels";
+    /// <summary>The head tags of one model.</summary>
+    public static string ModelTopic(string modelName) => $"model:{modelName}";
 
     public event Action<ReviewChange>? Changed;
     /// <summary>Raised with the topic whose set of viewers changed.</summary>

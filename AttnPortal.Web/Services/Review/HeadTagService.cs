@@ -44,7 +44,7 @@ public sealed class HeadTagService(ReviewStore store, ArtifactViews artifacts, P
             await ReviewStore.SaveAsync(db, row, row.Id, RevisionAction.Created, null, actor, What, now);
             return row.Id;
         });
-        store.Publish(ReviewTopics.Model(modelName), "headtag", id, actor);
+        store.Publish(ReviewEvents.ModelTopic(modelName), "headtag", id, actor);
         return id;
     }
 
@@ -84,7 +84,7 @@ public sealed class HeadTagService(ReviewStore store, ArtifactViews artifacts, P
             await ReviewStore.SaveAsync(db, row, id, action, version, actor, What, now);
             return row.ModelName;
         });
-        store.Publish(ReviewTopics.Model(model), "headtag", id, actor);
+        store.Publish(ReviewEvents.ModelTopic(model), "headtag", id, actor);
     }
 
     /// <summary>The model must be one the portal knows (configured or run); the layer and head within its counts, read

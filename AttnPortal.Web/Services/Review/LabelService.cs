@@ -41,7 +41,7 @@ public sealed partial class LabelService(ReviewStore store)
             await ReviewStore.SaveAsync(db, row, row.Id, RevisionAction.Created, null, actor, What, now);
             return row.Id;
         });
-        store.Publish(ReviewTopics.Labels, "label", id, actor);
+        store.Publish(ReviewEvents.LabelsTopic, "label", id, actor);
         return id;
     }
 
@@ -83,7 +83,7 @@ public sealed partial class LabelService(ReviewStore store)
             await ReviewStore.SaveAsync(db, row, id, action, version, actor, What, now);
             return true;
         });
-        store.Publish(ReviewTopics.Labels, "label", id, actor);
+        store.Publish(ReviewEvents.LabelsTopic, "label", id, actor);
     }
 
     /// <summary>A trimmed name of 1 to 64 characters that no other live label has (ignoring case).</summary>

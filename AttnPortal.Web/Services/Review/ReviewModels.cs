@@ -14,13 +14,6 @@ public readonly record struct AnnotationTarget(Guid? RunId, Guid? ComparisonId)
     public string Topic => RunId is { } run ? ReviewEvents.RunTopic(run) : ReviewEvents.ComparisonTopic(ComparisonId!.Value);
 }
 
-/// <summary>Topics besides runs, comparisons and galleries: the label set is the team's, head tags follow a model.</summary>
-public static class ReviewTopics
-{
-    public const string Labels = "labels";
-    public static string Model(string modelName) => $"model:{modelName}";
-}
-
 /// <summary>The view a mark was made on (token, layer, head, image view; null = mean / the run's preferred view).</summary>
 public sealed record ViewState(int? Step, int? Layer, int? Head, string? ViewName)
 {
