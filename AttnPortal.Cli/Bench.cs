@@ -13,6 +13,8 @@ public static class Bench
         string question = a.Get("--prompt") ?? "What is shown in this image?";
         int runs = a.Int("--runs", 5), maxNew = a.Int("--max-new-tokens", 32);
         var aspect = Commands.Aspect(a.Get("--image-aspect"));
+        string? profile = a.Get("--profile");
+        var schedule = Commands.Schedule(a.Get("--schedule"));
         var options = Commands.EngineOptionsFrom(a);
         a.RejectUnknown();
 
@@ -23,23 +25,37 @@ public static class Bench
         Console.WriteLine($"model {engine.CheckpointDir} ({engine.Config.Text.NumHiddenLayers} layers, {engine.Config.Text.NumAttentionHeads} heads) on {engine.Device} as {engine.DType}, {Environment.ProcessorCount} CPU cores, torch threads {TorchSharp.torch.get_num_threads()}");
         long weightBytes = Inference.Checkpoints.CheckpointLoader.WeightFiles(model).Sum(f => new FileInfo(f).Length);
         Console.WriteLine($"load: {load.Elapsed.TotalSeconds:F2} s for {weightBytes / 1e6:F1} MB of safetensors ({weightBytes / 1e6 / load.Elapsed.TotalSeconds:F0} MB/s); {Memory()}");
+        bool gpuPeak = engine.Device.type == TorchSharp.DeviceType.CUDA && GpuDiagnostics.ResetPeakMemory();
         Console.WriteLine();
-        Console.WriteLine("| run | prompt tokens | new tokens | vision ms | prefill ms | decode ms | total ms | decode tokens/s |");
-        Console.WriteLine("|----:|--------------:|-----------:|----------:|-----------:|----------:|---------:|----------------:|");
+        Console.WriteLine("| run | prompt tokens | new tokens | vision ms | prefill ms | decode ms | total ms | decode tokens/s | GPU allocated MiB | GPU peak MiB |");
+        Console.WriteLine("|----:|--------------:|-----------:|----------:|-----------:|----------:|---------:|----------------:|------------------:|-------------:|");
         var totals = new List<double>();
         var rates = new List<double>();
-        for (int i = 0; i <= runs; i++)
+        long? peakBytes = null;
+        int last = profile is null ? runs : runs + 1;
+        for (int i = 0; i <= last; i++)
         {
-            var r = engine.Run(new InferenceRequest(image, question, Aspect: aspect, MaxNewTokens: maxNew));
+            // One extra run after the timed ones is profiled, so the profiler's overhead stays out of the table.
+            bool profiled = profile is not null && i == last;
+            if (profiled) GpuDiagnostics.StartProfiler();
+            if (gpuPeak) GpuDiagnostics.ResetPeakMemory();
+            var r = engine.Run(new InferenceRequest(image, question, Aspect: aspect, MaxNewTokens: maxNew, Schedule: schedule));
+            if (profiled) GpuDiagnostics.StopProfiler(profile!);
+            // Peak over the warm-up and timed runs (weights included), as HF's max_memory_allocated is read.
+            long? runPeak = gpuPeak ? GpuDiagnostics.PeakAllocated() : null;
+            if (i <= runs && runPeak is long rp) peakBytes = Math.Max(peakBytes ?? 0, rp);
             var g = r.Generation;
             double total = (r.PreprocessTime + g.VisionTime + g.PrefillTime + g.DecodeTime).TotalMilliseconds;
             double rate = g.Steps > 1 ? (g.Steps - 1) / g.DecodeTime.TotalSeconds : double.NaN;
-            string label = i == 0 ? "warm-up" : i.ToString();
-            Console.WriteLine($"| {label} | {r.InputIds.Length} | {g.Steps} | {g.VisionTime.TotalMilliseconds:F1} | {g.PrefillTime.TotalMilliseconds:F1} | {g.DecodeTime.TotalMilliseconds:F1} | {total:F1} | {rate:F1} |");
-            if (i > 0) { totals.Add(total); rates.Add(rate); }
+            string label = i == 0 ? "warm-up" : profiled ? "profiled" : i.ToString();
+            // Allocated after the run (the model, its resident decoding workspace and graphs): flat from run to run
+            // unless something leaks.
+            string allocated = gpuPeak && GpuDiagnostics.Allocated() is long now ? $"{now >> 20}" : "";
+            Console.WriteLine($"| {label} | {r.InputIds.Length} | {g.Steps} | {g.VisionTime.TotalMilliseconds:F1} | {g.PrefillTime.TotalMilliseconds:F1} | {g.DecodeTime.TotalMilliseconds:F1} | {total:F1} | {rate:F1} | {allocated} | {(runPeak is long q ? $"{q >> 20}" : "")} |");
+            if (i > 0 && !profiled) { totals.Add(total); rates.Add(rate); }
         }
         Console.WriteLine();
-        Console.WriteLine($"median total: {Median(totals):F1} ms; best total: {(totals.Count > 0 ? totals.Min() : double.NaN):F1} ms; median decode: {Median(rates):F1} tokens/s; {Memory()}");
+        Console.WriteLine($"median total: {Median(totals):F1} ms; best total: {(totals.Count > 0 ? totals.Min() : double.NaN):F1} ms; median decode: {Median(rates):F1} tokens/s; {(peakBytes is long p ? $"GPU peak allocated {p / (double)(1L << 30):F2} GiB; " : "")}{Memory()}");
         return Commands.ExitOk;
     }
 

@@ -208,6 +208,7 @@ public sealed class LlavaEngine : IDisposable
 
     public void Dispose()
     {
+        _generator.Dispose();
         _rope.Dispose();
         _model.Dispose();
     }

@@ -172,6 +172,18 @@ public sealed class AnyresTests
     }
 
     [Fact]
+    public void So400mTilesOf384PixelsHave27PatchesPerSide()
+    {
+        // LLaVA-OneVision's SigLIP-so400m/384 has 14-pixel patches: 384 is no multiple of 14, and like transformers'
+        // image_size // patch_size (and the stride-14 convolution) the grid floors to 27 per side.
+        var layout = new AnyresLayout(new(384, 768), [new(384, 384), new(384, 768), new(768, 768)], 384, 14, maxTiles: 9);
+        Assert.Equal((1, 2, 27), (layout.TilesHigh, layout.TilesWide, layout.PatchesPerSide));
+        Assert.Equal((27, 54), (layout.Rows, layout.Cols));
+        Assert.Equal(27 * 27 + 27 * 55, layout.TokenCount);
+        Assert.Contains("at least the patch size", Assert.Throws<ArgumentException>(() => new AnyresLayout(new(10, 10), [new(8, 8)], 8, 14)).Message);
+    }
+
+    [Fact]
     public void NextWideIsUnpaddedButNotDownscaled()
     {
         var layout = new AnyresLayout(new(130, 200), NextPins, 56, 14);

@@ -79,6 +79,52 @@ public sealed class ModelParityTests
     }
 
     [Fact]
+    public void OneGeneratorServesRunsOfEveryShapeAsFreshOnesDo()
+    {
+        // An engine keeps its decoding workspace (cache, buffers, graph) from run to run: a run after a longer one, a
+        // run stopped at EOS, another schedule or logits option must come out exactly as on a fresh generator (and
+        // the HF runs as HF computed them).
+        var (model, rope) = Load(Fixture.Checkpoint);
+        using var _ = model;
+        using var __ = rope;
+        using var shared = new GreedyGenerator(model, rope, torch.CPU);
+        var runs = new (string Run, string Frame, int MaxNew, int? Eos, AttentionSchedule Schedule, bool Logits)[]
+        {
+            ("tall-crop", "tall-alpha.png.crop", 8, null, AttentionSchedule.Standard, true),
+            ("wide-pad", "wide.png.pad", 5, null, AttentionSchedule.Standard, false),
+            ("wide-pad", "wide.png.pad", 8, 2, AttentionSchedule.Standard, false),
+            ("tall-crop", "tall-alpha.png.crop", 6, null, AttentionSchedule.Alternating, false),
+            ("wide-pad", "wide.png.pad", 8, null, AttentionSchedule.Standard, true),
+        };
+        foreach (var (run, frame, maxNew, eos, schedule, logits) in runs)
+        {
+            string reference = Fixture.Run(run);
+            var inputIds = Fixture.Tensor<long>(reference, "input_ids");
+            var hfIds = Fixture.Tensor<long>(reference, "generated_ids");
+            using var pixels = torch.tensor(Fixture.HfPixelValues(frame), [1, 3, 336, 336]);
+            var input = Input(inputIds, pixels) with { Schedule = schedule };
+            var eosIds = new HashSet<long>(eos is int k ? [hfIds[k]] : []);
+            var again = shared.Generate(input, maxNew, eosIds, logits);
+            using var fresh = new GreedyGenerator(model, rope, torch.CPU);
+            var expected = fresh.Generate(input, maxNew, eosIds, logits);
+
+            Assert.Equal(expected.GeneratedIds, again.GeneratedIds);
+            Assert.Equal(expected.Keys, again.Keys);
+            Assert.Equal(expected.Attention, again.Attention);
+            Assert.Equal(expected.StepLogits, again.StepLogits);
+            if (schedule == AttentionSchedule.Standard)
+            {
+                Assert.Equal(hfIds[..again.Steps], again.GeneratedIds);
+                int keys = inputIds.Length + again.Steps - 1, hfKeys = inputIds.Length + hfIds.Length - 1;
+                var hf = Fixture.Tensor<float>(reference, "attention");
+                for (int row = 0; row < again.Steps * 3 * 4; row++)
+                    Assert.True(Fixture.MaxAbsDiff(again.Attention.AsSpan(row * keys, keys).ToArray(), hf.AsSpan(row * hfKeys, keys).ToArray()) <= Tolerance,
+                        $"{run}, {maxNew} steps: row {row} differs from HF");
+            }
+        }
+    }
+
+    [Fact]
     public void RowsAreDistributionsAndKeysNotYetSeenAreZero()
     {
         var (model, rope) = Load(Fixture.Checkpoint);

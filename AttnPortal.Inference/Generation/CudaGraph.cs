@@ -22,13 +22,19 @@ public sealed class CudaGraph : IDisposable
     [DllImport(Library)] private static extern int ap_side_stream_end();
     [DllImport(Library)] private static extern int ap_replay(IntPtr graph);
     [DllImport(Library)] private static extern void ap_graph_free(IntPtr graph);
+    [DllImport(Library)] internal static extern IntPtr ap_event_new();
+    [DllImport(Library)] internal static extern int ap_event_record(IntPtr evt);
+    [DllImport(Library)] internal static extern int ap_event_synchronize(IntPtr evt);
+    [DllImport(Library)] internal static extern void ap_event_free(IntPtr evt);
 
-    private static readonly Lazy<bool> Available = new(() =>
+    /// <summary>Whether the shim is there (it also provides <see cref="StepFence"/>'s events).</summary>
+    internal static readonly Lazy<bool> ShimLoaded = new(() =>
     {
-        if (Environment.GetEnvironmentVariable("ATTNPORTAL_CUDA_GRAPHS") == "0") return false;
         try { return NativeLibrary.TryLoad(Library, typeof(CudaGraph).Assembly, null, out _); }
         catch (Exception e) when (e is DllNotFoundException or BadImageFormatException) { return false; }
     });
+
+    private static bool Enabled => ShimLoaded.Value && Environment.GetEnvironmentVariable("ATTNPORTAL_CUDA_GRAPHS") != "0";
 
     private CudaGraph(IntPtr graph) => _graph = graph;
 
@@ -39,7 +45,7 @@ public sealed class CudaGraph : IDisposable
     /// </summary>
     public static CudaGraph? TryCapture(Device device, Action step)
     {
-        if (device.type != DeviceType.CUDA || !Available.Value) return null;
+        if (device.type != DeviceType.CUDA || !Enabled) return null;
         var graph = ap_graph_new();
         torch.cuda.synchronize();
         Check(ap_side_stream_begin(), "side stream");
@@ -63,7 +69,7 @@ public sealed class CudaGraph : IDisposable
 
     public void Replay() => Check(ap_replay(_graph), "replay");
 
-    private static void Check(int status, string what)
+    internal static void Check(int status, string what)
     {
         if (status != 0) throw new InvalidOperationException($"CUDA graph {what} failed (status {status})");
     }

@@ -23,8 +23,17 @@ public sealed record GenerationInput(
 /// Greedy decoding with a preallocated KV cache that records, for every step, every layer's attention row of the query
 /// position: step 0 is the last prompt position, step k the k-th generated token fed back.
 /// </summary>
-public sealed class GreedyGenerator(LlavaForConditionalGeneration model, RotaryTables rope, Device device)
+/// <remarks>
+/// Decoding is one static-shape step (<see cref="DecodeStep"/>) over fixed buffers (<see cref="DecodeWorkspace"/>),
+/// run eagerly or, on CUDA with the graph shim, recorded once as a CUDA graph and replayed. The next step is launched
+/// before the current step's token is read, so the GPU never idles while the host checks for EOS and reports progress;
+/// when a run stops at EOS, that one speculative step's results are simply not read.
+/// </remarks>
+public sealed class GreedyGenerator(LlavaForConditionalGeneration model, RotaryTables rope, Device device) : IDisposable
 {
+    private DecodeWorkspace? _workspace;
+    private readonly VisionGraphs _vision = new(device);
+
     public GenerationResult Generate(GenerationInput input, int maxNewTokens, IReadOnlySet<long> eosIds,
         bool saveLogits, Action<StepProgress>? progress = null, CancellationToken cancel = default)
     {
@@ -40,94 +49,121 @@ public sealed class GreedyGenerator(LlavaForConditionalGeneration model, RotaryT
         using var runScope = torch.NewDisposeScope();
         var dtype = model.Model.LanguageModel.EmbedTokens.parameters().First().dtype;
         int maxKeys = promptLength + maxNewTokens - 1;
-        // Zero-filled: decoding steps attend over the whole cache with the keys beyond the query masked, and a masked
-        // key must contribute 0 · value = 0, which uninitialised memory (NaN) would not.
-        var cache = Enumerable.Range(0, text.NumHiddenLayers).Select(_ => new LayerKvCache(
-            torch.zeros(1, text.NumKeyValueHeads, maxKeys, text.HeadDim, dtype, device),
-            torch.zeros(1, text.NumKeyValueHeads, maxKeys, text.HeadDim, dtype, device))).ToList();
-        // Capture stays on the device until the run ends: one copy to the host instead of one per step. Reduced-precision
-        // models keep it in float16 (half the memory; its 2^-11 step near 1 is 8x finer than bfloat16's); the softmax
-        // itself is always float32.
-        var captureType = dtype == ScalarType.Float32 ? ScalarType.Float32 : ScalarType.Float16;
-        var capture = torch.zeros([maxNewTokens, text.NumHiddenLayers, text.NumAttentionHeads, maxKeys], captureType, device);
-        var logitsBuffer = saveLogits ? torch.empty(maxNewTokens, text.VocabSize, ScalarType.Float32, device) : null;
-        var isImage = torch.zeros(maxKeys, ScalarType.Bool, device);
-        var promptImage = torch.tensor(input.ImagePositions, device: device);
-        isImage.narrow(0, 0, promptLength).copy_(promptImage);
-        var masks = new LayerMasks(input.Schedule, input.SeedCompatibleDecoding, text.NumHiddenLayers, text.SlidingWindow, isImage);
-        var generated = new List<long>(maxNewTokens);
+        var ws = Workspace(new DecodeWorkspace.Shape(DecodeWorkspace.CapacityFor(maxKeys), dtype, input.Schedule, input.SeedCompatibleDecoding, saveLogits));
+        try
+        {
+            return Run(ws, input, maxNewTokens, eosIds, progress, cancel);
+        }
+        catch
+        {
+            // A failed run (out of memory, cancellation mid-step) may leave a step half-launched or a graph half-recorded.
+            DropWorkspace();
+            throw;
+        }
+    }
+
+    private GenerationResult Run(DecodeWorkspace ws, GenerationInput input, int maxNewTokens, IReadOnlySet<long> eosIds,
+        Action<StepProgress>? progress, CancellationToken cancel)
+    {
+        var text = model.Config.Text;
+        int promptLength = input.InputIds.Length;
+        var (hostRows, hostIds) = ws.HostBuffers(maxNewTokens);
+        var logitsBuffer = ws.Key.SaveLogits ? torch.empty(maxNewTokens, text.VocabSize, ScalarType.Float32, device) : null;
+        ws.Reset(input.ImagePositions);
 
         var clock = Stopwatch.StartNew();
-        long next;
         TimeSpan visionTime;
         using (var stepScope = torch.NewDisposeScope())
         {
-            var ids = torch.tensor(inputIds, device: device).unsqueeze(0);
-            var features = input.PixelValues is null ? null : model.Model.ImageFeatures(input.PixelValues.to(dtype, device), input.Packing);
+            var ids = torch.tensor(input.InputIds, device: device).unsqueeze(0);
+            var features = input.PixelValues is null ? null
+                : model.Model.PackFeatures(_vision.Run(input.PixelValues.to(ws.Key.DType, device), model.Model.TileFeatures), input.Packing);
             visionTime = clock.Elapsed;
             long imageTokens = input.ImagePositions.Count(b => b);
             if (features is not null && features.shape[0] != imageTokens)
                 throw new ArgumentException($"the image gives {features.shape[0]} features but the prompt has {imageTokens} image positions");
-            var embeds = model.Model.PromptEmbeddings(ids, imageTokens > 0 ? promptImage.unsqueeze(0) : null, features);
-            var hidden = model.Model.LanguageModel.Prefill(embeds, rope, cache, capture[0], masks);
-            next = Choose(hidden, logitsBuffer, 0);
+            var promptImage = ws.IsImage.narrow(0, 0, promptLength).unsqueeze(0);
+            var embeds = model.Model.PromptEmbeddings(ids, imageTokens > 0 ? promptImage : null, features);
+            var hidden = model.Model.LanguageModel.Prefill(embeds, rope, ws.Cache, ws.Capture, ws.Masks);
+            var logits = model.Logits(hidden.narrow(1, promptLength - 1, 1))[0, 0].to(ScalarType.Float32);
+            logitsBuffer?[0].copy_(logits);
+            ws.NextId.copy_(logits.argmax().view(1, 1));
         }
         var prefillTime = clock.Elapsed - visionTime;
-        generated.Add(next);
-        progress?.Invoke(new StepProgress(0, maxNewTokens, (int)next));
 
-        // Decoding: one static-shape step (DecodeStep) whose inputs and outputs live in fixed device buffers, run
-        // eagerly or, on CUDA when the graph shim is there, captured once and replayed; the only host synchronisation
-        // per token is reading the greedy choice (EOS and progress need it).
-        bool eos = eosIds.Contains(next);
-        if (maxNewTokens > 1 && !eos)
+        // Step k's outputs are copied to the host and marked; step k+1 is launched; only then does the host wait for
+        // the mark and read step k's token.
+        var generated = new List<long>(maxNewTokens);
+        var hostId = hostIds.data<long>();
+        for (int step = 0; ; step++)
         {
-            var state = new DecodeState(
-                torch.tensor(new[] { next }, device: device).view(1, 1), torch.tensor(new long[] { promptLength }, device: device),
-                torch.zeros([text.NumHiddenLayers, text.NumAttentionHeads, maxKeys], captureType, device),
-                torch.empty(text.VocabSize, ScalarType.Float32, device));
-            void Step() => DecodeStep(state, cache, masks);
-            using var graph = CudaGraph.TryCapture(device, Step); // when it captures, it has run step 1 already
-            for (int step = 1; step < maxNewTokens && !eos; step++)
-            {
-                cancel.ThrowIfCancellationRequested();
-                if (graph is null) Step();
-                else if (step > 1) graph.Replay();
-                capture[step].copy_(state.Capture);
-                logitsBuffer?[step].copy_(state.Logits);
-                next = state.NextId.item<long>();
-                generated.Add(next);
-                eos = eosIds.Contains(next);
-                progress?.Invoke(new StepProgress(step, maxNewTokens, (int)next));
-            }
+            hostRows[step].copy_(ws.Capture, true); // non-blocking into pinned memory
+            hostIds.narrow(0, step, 1).copy_(ws.NextId.view(1), true);
+            ws.Fence.Mark();
+            bool more = step + 1 < maxNewTokens;
+            if (more) Launch(ws, step + 1, logitsBuffer);
+            ws.Fence.Wait();
+            long next = hostId[step];
+            generated.Add(next);
+            progress?.Invoke(new StepProgress(step, maxNewTokens, (int)next));
+            if (eosIds.Contains(next) || !more) break;
+            cancel.ThrowIfCancellationRequested();
         }
+        bool eos = eosIds.Contains(generated[^1]);
 
         int steps = generated.Count, keys = promptLength + steps - 1;
-        float[] attention = capture.narrow(0, 0, steps).narrow(3, 0, keys).cpu().to(ScalarType.Float32).contiguous().data<float>().ToArray();
-        float[]? logits = logitsBuffer?.narrow(0, 0, steps).cpu().data<float>().ToArray();
+        if (device.type == DeviceType.CUDA) torch.cuda.synchronize(); // the speculative step must not outlive the run's view of the buffers
+        var attention = GC.AllocateUninitializedArray<float>(checked(steps * text.NumHiddenLayers * text.NumAttentionHeads * keys));
+        using (var rows = torch.from_array(attention).view(steps, text.NumHiddenLayers, text.NumAttentionHeads, keys))
+            rows.copy_(hostRows.narrow(0, 0, steps).narrow(3, 0, keys));
+        float[]? stepLogits = logitsBuffer?.narrow(0, 0, steps).cpu().data<float>().ToArray();
         return new GenerationResult([.. generated], attention, steps, text.NumHiddenLayers, text.NumAttentionHeads, keys,
-            logits, text.VocabSize, visionTime, prefillTime, clock.Elapsed - visionTime - prefillTime, eos);
+            stepLogits, text.VocabSize, visionTime, prefillTime, clock.Elapsed - visionTime - prefillTime, eos);
     }
 
-    /// <summary>The fixed buffers of the decoding loop: the token fed in and its position (advanced by each step), the
-    /// step's attention rows and logits.</summary>
-    private sealed record DecodeState(Tensor NextId, Tensor Position, Tensor Capture, Tensor Logits);
+    /// <summary>Enqueues decoding step <paramref name="step"/> (≥ 1): replayed when a graph was recorded; the first
+    /// step of a new workspace is run while recording one.</summary>
+    private void Launch(DecodeWorkspace ws, int step, Tensor? logitsBuffer)
+    {
+        void Step() => DecodeStep(ws);
+        if (ws.Graph is not null) ws.Graph.Replay();
+        else if (!ws.GraphTried)
+        {
+            ws.GraphTried = true;
+            ws.Graph = CudaGraph.TryCapture(device, Step); // when it records, it has run the step already
+            if (ws.Graph is null) Step();
+        }
+        else Step();
+        if (ws.Logits is not null) logitsBuffer![step].copy_(ws.Logits);
+    }
 
-    private void DecodeStep(DecodeState s, IReadOnlyList<LayerKvCache> cache, LayerMasks masks)
+    private void DecodeStep(DecodeWorkspace ws)
     {
         using var scope = torch.NewDisposeScope();
-        var embeds = model.Model.PromptEmbeddings(s.NextId, null, null);
-        var hidden = model.Model.LanguageModel.Decode(embeds, s.Position, rope, cache, s.Capture, masks.DecodeMaskRows(s.Position));
+        var embeds = model.Model.PromptEmbeddings(ws.NextId, null, null);
+        var hidden = model.Model.LanguageModel.Decode(embeds, ws.Position, rope, ws.Cache, ws.Capture, ws.Masks.DecodeMaskRows(ws.Position));
         var logits = model.Logits(hidden)[0, 0].to(ScalarType.Float32);
-        s.Logits.copy_(logits);
-        s.NextId.copy_(logits.argmax().view(1, 1));
-        s.Position.add_(1);
+        ws.Logits?.copy_(logits);
+        ws.NextId.copy_(logits.argmax().view(1, 1));
+        ws.Position.add_(1);
     }
 
-    private long Choose(Tensor hidden, Tensor? logitsBuffer, int step)
+    private DecodeWorkspace Workspace(DecodeWorkspace.Shape shape)
     {
-        var logits = model.Logits(hidden.narrow(1, hidden.shape[1] - 1, 1))[0, 0].to(ScalarType.Float32);
-        logitsBuffer?[step].copy_(logits);
-        return logits.argmax().item<long>();
+        if (_workspace?.Key == shape) return _workspace;
+        DropWorkspace();
+        return _workspace = new DecodeWorkspace(shape, model.Config.Text, device);
+    }
+
+    private void DropWorkspace()
+    {
+        _workspace?.Dispose();
+        _workspace = null;
+    }
+
+    public void Dispose()
+    {
+        DropWorkspace();
+        _vision.Dispose();
     }
 }

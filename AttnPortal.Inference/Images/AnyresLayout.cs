@@ -80,8 +80,10 @@ public sealed class AnyresLayout
     public AnyresLayout(PixelSize image, IReadOnlyList<PixelSize> gridPinpoints, int tileSize, int patchSize, int? maxTiles = null)
     {
         if (image.Height <= 0 || image.Width <= 0) throw new ArgumentOutOfRangeException(nameof(image), $"image size {image} is not positive");
-        if (tileSize <= 0 || patchSize <= 0 || tileSize % patchSize != 0)
-            throw new ArgumentException($"the tile size {tileSize} must be a positive multiple of the patch size {patchSize}");
+        // Not necessarily a multiple: SigLIP-so400m/384 (OneVision) has 14-pixel patches, and its stride-14 convolution
+        // sees 27 of them per side, the last 6 pixels unused; transformers likewise floors image_size // patch_size.
+        if (patchSize <= 0 || tileSize < patchSize)
+            throw new ArgumentException($"the tile size {tileSize} must be at least the patch size {patchSize}, both positive");
         if (maxTiles is <= 0) throw new ArgumentOutOfRangeException(nameof(maxTiles), $"anyres_max_{maxTiles} is not positive");
         ValidatePinpoints(gridPinpoints, tileSize);
 

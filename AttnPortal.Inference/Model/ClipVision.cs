@@ -128,7 +128,12 @@ public sealed class ClipEncoder : nn.Module
     public Tensor HiddenState(Tensor x, int featureLayer)
     {
         int count = featureLayer >= 0 ? featureLayer : layers.Count + 1 + featureLayer;
-        for (int i = 0; i < count; i++) x = layers[i].forward(x);
+        for (int i = 0; i < count; i++)
+        {
+            // A dispose scope per layer frees its activations as it ends (see LlamaModel.Prefill).
+            using var layer = torch.NewDisposeScope();
+            x = layers[i].forward(x).MoveToOuterDisposeScope();
+        }
         return x;
     }
 }

@@ -11,6 +11,12 @@ namespace AttnPortal.Inference.Model;
 public sealed record ParameterFactory(Device Device, ScalarType DType)
 {
     public Parameter Empty(params long[] shape) => new(torch.empty(shape, DType, Device), requires_grad: false);
+
+    /// <summary>Uninitialised storage that parameters will be views of (see <see cref="FusedLinear"/>).</summary>
+    public Tensor Storage(params long[] shape) => torch.empty(shape, DType, Device);
+
+    /// <summary>A parameter sharing <paramref name="view"/>'s storage: loading it writes into the shared tensor.</summary>
+    public Parameter View(Tensor view) => new(view, requires_grad: false);
 }
 
 /// <summary>nn.Linear: y = x Wᵀ + b, with HF's parameter names.</summary>
@@ -19,15 +25,66 @@ public sealed class Linear : nn.Module<Tensor, Tensor>
     private readonly Parameter weight;
     private readonly Parameter? bias;
 
-    public Linear(long inFeatures, long outFeatures, bool hasBias, ParameterFactory p) : base(nameof(Linear))
+    public Linear(long inFeatures, long outFeatures, bool hasBias, ParameterFactory p)
+        : this(p.Empty(outFeatures, inFeatures), hasBias ? p.Empty(outFeatures) : null) { }
+
+    /// <summary>Over given storage (rows of a <see cref="FusedLinear"/>).</summary>
+    public Linear(Parameter weight, Parameter? bias) : base(nameof(Linear))
     {
-        weight = p.Empty(outFeatures, inFeatures);
-        if (hasBias) bias = p.Empty(outFeatures);
+        this.weight = weight;
+        this.bias = bias;
         RegisterComponents();
     }
 
     public Tensor Weight => weight;
+    public Tensor? Bias => bias;
     public override Tensor forward(Tensor x) => nn.functional.linear(x, weight, bias);
+
+    /// <summary>residual + x Wᵀ (+ b), accumulated into <paramref name="residual"/> by the matrix product itself
+    /// (one kernel instead of a product and an addition). <paramref name="residual"/> must be contiguous and the
+    /// caller's own.</summary>
+    public Tensor AddTo(Tensor residual, Tensor x)
+    {
+        var flat = residual.view(-1, residual.shape[^1]);
+        flat.addmm_(x.reshape(-1, x.shape[^1]), weight.t());
+        if (bias is not null) flat.add_(bias);
+        return residual;
+    }
+}
+
+/// <summary>
+/// Linear layers that read the same input (q/k/v; gate/up), stored as one matrix so that a decoding step reads the
+/// weights in one product instead of several. Each part is still a <see cref="Linear"/> under its HF name whose
+/// parameters are views of its rows, so checkpoints load into the parts as before.
+/// </summary>
+public sealed class FusedLinear : IDisposable
+{
+    private readonly Tensor _weight;
+    private readonly Tensor? _bias;
+
+    public FusedLinear(long inFeatures, long[] outFeatures, bool hasBias, ParameterFactory p)
+    {
+        long total = outFeatures.Sum();
+        _weight = p.Storage(total, inFeatures);
+        _bias = hasBias ? p.Storage(total) : null;
+        var parts = new Linear[outFeatures.Length];
+        long row = 0;
+        for (int i = 0; i < parts.Length; row += outFeatures[i], i++)
+            parts[i] = new Linear(p.View(_weight.narrow(0, row, outFeatures[i])), _bias is null ? null : p.View(_bias.narrow(0, row, outFeatures[i])));
+        Parts = parts;
+    }
+
+    public IReadOnlyList<Linear> Parts { get; }
+
+    /// <summary>Every part's output, concatenated on the last dimension in the order of the parts.</summary>
+    public Tensor Forward(Tensor x) => nn.functional.linear(x, _weight, _bias);
+
+    /// <summary>The shared storage (the parts' own handles are disposed with their module).</summary>
+    public void Dispose()
+    {
+        _weight.Dispose();
+        _bias?.Dispose();
+    }
 }
 
 /// <summary>nn.LayerNorm with affine weight and bias.</summary>

@@ -12,6 +12,15 @@ namespace AttnPortal.Inference.Model;
 
 public sealed class LlamaRmsNorm : nn.Module<Tensor, Tensor>
 {
+    // torch.rms_norm normalises in float32 whatever the weights' dtype, as HF does, and on CUDA runs as one fused
+    // kernel instead of the eight of the spelled-out formula (a tenth of a 7B decoding step). TorchSharp does not
+    // bind it, so it is called through a one-line TorchScript function.
+    private static readonly Lazy<jit.CompilationUnit> Script = new(() => torch.jit.compile("""
+        def rms_norm(x: Tensor, weight: Tensor, eps: float) -> Tensor:
+            return torch.rms_norm(x, [x.size(-1)], weight, eps)
+
+        """));
+
     private readonly Parameter weight;
     private readonly double _eps;
 
@@ -22,33 +31,44 @@ public sealed class LlamaRmsNorm : nn.Module<Tensor, Tensor>
         RegisterComponents();
     }
 
-    // Normalised in float32 whatever the weights' dtype, as HF does.
-    public override Tensor forward(Tensor x)
-    {
-        var h = x.to(ScalarType.Float32);
-        h = h * torch.rsqrt(h.pow(2).mean([-1], keepdim: true) + _eps);
-        return weight * h.to(x.dtype);
-    }
+    public override Tensor forward(Tensor x) => (Tensor)Script.Value.invoke("rms_norm", x, weight, _eps);
 }
 
-public sealed class LlamaMlp : nn.Module<Tensor, Tensor>
+public sealed class LlamaMlp : nn.Module
 {
     private readonly Linear gate_proj, up_proj, down_proj;
+    private readonly FusedLinear _gateUp;
+    private readonly long _intermediate;
 
     public LlamaMlp(LlamaConfig c, ParameterFactory p) : base(nameof(LlamaMlp))
     {
-        gate_proj = new Linear(c.HiddenSize, c.IntermediateSize, c.MlpBias, p);
-        up_proj = new Linear(c.HiddenSize, c.IntermediateSize, c.MlpBias, p);
+        _gateUp = new FusedLinear(c.HiddenSize, [c.IntermediateSize, c.IntermediateSize], c.MlpBias, p);
+        (gate_proj, up_proj) = (_gateUp.Parts[0], _gateUp.Parts[1]);
         down_proj = new Linear(c.IntermediateSize, c.HiddenSize, c.MlpBias, p);
+        _intermediate = c.IntermediateSize;
         RegisterComponents();
     }
 
-    public override Tensor forward(Tensor x) => down_proj.forward(nn.functional.silu(gate_proj.forward(x)) * up_proj.forward(x));
+    /// <summary>residual + down(silu(gate(x)) · up(x)), summed into <paramref name="residual"/>.</summary>
+    public Tensor AddTo(Tensor residual, Tensor x)
+    {
+        var gateUp = _gateUp.Forward(x);
+        var hidden = nn.functional.silu(gateUp.narrow(-1, 0, _intermediate)) * gateUp.narrow(-1, _intermediate, _intermediate);
+        return down_proj.AddTo(residual, hidden);
+    }
+
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing) _gateUp.Dispose();
+        base.Dispose(disposing);
+    }
 }
 
 /// <summary>Rotary position tables for every position the model supports, computed once in float32 like HF.</summary>
 public sealed class RotaryTables : IDisposable
 {
+    // _sin has its first half negated: rotate_half(x) · sin = [x₂, x₁] · [−sin₁, sin₂], so a rotation is one
+    // concatenation, one product and one fused multiply-add instead of a negation, a concatenation, two products and a sum.
     private readonly Tensor _cos, _sin;
 
     public RotaryTables(LlamaConfig c, Device device, ScalarType dtype)
@@ -59,8 +79,11 @@ public sealed class RotaryTables : IDisposable
         var positions = torch.arange(c.MaxPositionEmbeddings, dtype: ScalarType.Int64).to(ScalarType.Float32);
         var freqs = torch.outer(positions, invFreq);
         var emb = torch.cat([freqs, freqs], -1);
+        long half = c.HeadDim / 2;
+        var sin = emb.sin();
+        sin.narrow(-1, 0, half).neg_();
         _cos = emb.cos().to(dtype, device).MoveToOuterDisposeScope();
-        _sin = emb.sin().to(dtype, device).MoveToOuterDisposeScope();
+        _sin = sin.to(dtype, device).MoveToOuterDisposeScope();
     }
 
     /// <summary>The cos and sin rows of positions 0..n-1 (a prefill).</summary>
@@ -74,8 +97,8 @@ public sealed class RotaryTables : IDisposable
     public static Tensor Apply(Tensor x, (Tensor Cos, Tensor Sin) at)
     {
         long half = x.shape[3] / 2;
-        var rotated = torch.cat([-x.narrow(-1, half, half), x.narrow(-1, 0, half)], -1);
-        return x * at.Cos + rotated * at.Sin;
+        var swapped = torch.cat([x.narrow(-1, half, half), x.narrow(-1, 0, half)], -1);
+        return torch.addcmul(x * at.Cos, swapped, at.Sin, 1);
     }
 
     public void Dispose()
@@ -101,18 +124,33 @@ public sealed class LayerKvCache(Tensor keys, Tensor values) : IDisposable
 public sealed class LlamaAttention : nn.Module
 {
     private readonly Linear q_proj, k_proj, v_proj, o_proj;
+    private readonly FusedLinear _qkv;
     private readonly int _heads, _kvHeads, _headDim;
     private readonly double _scale;
 
     public LlamaAttention(LlamaConfig c, ParameterFactory p) : base(nameof(LlamaAttention))
     {
-        q_proj = new Linear(c.HiddenSize, c.NumAttentionHeads * c.HeadDim, c.QkvBias, p);
-        k_proj = new Linear(c.HiddenSize, c.NumKeyValueHeads * c.HeadDim, c.QkvBias, p);
-        v_proj = new Linear(c.HiddenSize, c.NumKeyValueHeads * c.HeadDim, c.QkvBias, p);
-        o_proj = new Linear(c.NumAttentionHeads * c.HeadDim, c.HiddenSize, c.OutputBias, p);
         (_heads, _kvHeads, _headDim) = (c.NumAttentionHeads, c.NumKeyValueHeads, c.HeadDim);
+        _qkv = new FusedLinear(c.HiddenSize, [_heads * _headDim, _kvHeads * _headDim, _kvHeads * _headDim], c.QkvBias, p);
+        (q_proj, k_proj, v_proj) = (_qkv.Parts[0], _qkv.Parts[1], _qkv.Parts[2]);
+        o_proj = new Linear(c.NumAttentionHeads * c.HeadDim, c.HiddenSize, c.OutputBias, p);
         _scale = 1.0 / Math.Sqrt(c.HeadDim);
         RegisterComponents();
+    }
+
+    /// <summary>q and k rotated ([1, heads, n, d], [1, kvHeads, n, d]; one rotation for both) and v, from one product.</summary>
+    private (Tensor Q, Tensor K, Tensor V) Project(Tensor x, (Tensor Cos, Tensor Sin) rotary)
+    {
+        long n = x.shape[1];
+        var qkv = _qkv.Forward(x).view(1, n, _heads + 2 * _kvHeads, _headDim).transpose(1, 2);
+        var qk = RotaryTables.Apply(qkv.narrow(1, 0, _heads + _kvHeads), rotary);
+        return (qk.narrow(1, 0, _heads), qk.narrow(1, _heads, _kvHeads), qkv.narrow(1, _heads + _kvHeads, _kvHeads));
+    }
+
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing) _qkv.Dispose();
+        base.Dispose(disposing);
     }
 
     /// <summary>
@@ -125,10 +163,7 @@ public sealed class LlamaAttention : nn.Module
     public Tensor Prefill(Tensor x, RotaryTables rope, LayerKvCache cache, Tensor? captureRow, Tensor? mask)
     {
         long n = x.shape[1];
-        var rotary = rope.First(n);
-        var q = RotaryTables.Apply(q_proj.forward(x).view(1, n, _heads, _headDim).transpose(1, 2), rotary);
-        var k = RotaryTables.Apply(k_proj.forward(x).view(1, n, _kvHeads, _headDim).transpose(1, 2), rotary);
-        var v = v_proj.forward(x).view(1, n, _kvHeads, _headDim).transpose(1, 2);
+        var (q, k, v) = Project(x, rope.First(n));
         cache.Keys.narrow(2, 0, n).copy_(k);
         cache.Values.narrow(2, 0, n).copy_(v);
         var output = mask is null
@@ -140,7 +175,7 @@ public sealed class LlamaAttention : nn.Module
             if (mask is not null) scores = scores.masked_fill(mask.narrow(0, n - 1, 1).logical_not(), double.NegativeInfinity);
             captureRow.narrow(1, 0, n).copy_(scores.softmax(-1, ScalarType.Float32)[0, .., 0, ..]);
         }
-        return o_proj.forward(output.transpose(1, 2).reshape(1, n, _heads * _headDim));
+        return output.transpose(1, 2).reshape(1, n, _heads * _headDim);
     }
 
     /// <summary>
@@ -155,17 +190,20 @@ public sealed class LlamaAttention : nn.Module
     /// <param name="maskRow">[capacity] float32: 0 for the keys this layer's query may attend to, −∞ for the others.</param>
     public Tensor Decode(Tensor x, Tensor position, (Tensor Cos, Tensor Sin) rotary, LayerKvCache cache, Tensor captureRow, Tensor maskRow)
     {
-        var q = RotaryTables.Apply(q_proj.forward(x).view(1, 1, _heads, _headDim).transpose(1, 2), rotary);
-        var k = RotaryTables.Apply(k_proj.forward(x).view(1, 1, _kvHeads, _headDim).transpose(1, 2), rotary);
-        var v = v_proj.forward(x).view(1, 1, _kvHeads, _headDim).transpose(1, 2);
+        var (q, k, v) = Project(x, rotary);
         cache.Keys.index_copy_(2, position, k);
         cache.Values.index_copy_(2, position, v);
-        // Adding 0 or −∞ is masked_fill without its second kernel; the result is the same to the bit.
-        var probs = (Scores(q, cache.Keys) + maskRow).softmax(-1, ScalarType.Float32); // [1, heads, 1, capacity]
+        // mask + scale · (q Kᵀ) in one kernel, in float32 (the mask row's type): adding 0 or −∞ is masked_fill without
+        // its second kernel, and the softmax then needs no conversion of its own.
+        var scores = torch.add(maskRow, GroupedMatmul(q, cache.Keys.transpose(2, 3)), _scale);
+        var probs = scores.softmax(-1); // [1, heads, 1, capacity]
         captureRow.copy_(probs[0, .., 0, ..]);
         var output = GroupedMatmul(probs.to(x.dtype), cache.Values);
-        return o_proj.forward(output.transpose(1, 2).reshape(1, 1, _heads * _headDim));
+        return output.transpose(1, 2).reshape(1, 1, _heads * _headDim);
     }
+
+    /// <summary>residual + o_proj(attention output), summed into <paramref name="residual"/>.</summary>
+    public Tensor Output(Tensor residual, Tensor attention) => o_proj.AddTo(residual, attention);
 
     /// <summary>q Kᵀ / √d for one query row, in the model's dtype as HF's eager attention; the callers mask it (every row
     /// allows at least one key: itself, or position 0 in the seed's decoding rows) and take the softmax in float32, so
@@ -206,16 +244,18 @@ public sealed class LlamaDecoderLayer : nn.Module
         RegisterComponents();
     }
 
+    // The residual stream is summed into in place by the output products (Linear.AddTo): x is always this layer's
+    // own tensor (the embeddings or the previous layer's output), never a caller's.
     public Tensor Prefill(Tensor x, RotaryTables rope, LayerKvCache cache, Tensor? captureRow, Tensor? mask)
     {
-        x = x + self_attn.Prefill(input_layernorm.forward(x), rope, cache, captureRow, mask);
-        return x + mlp.forward(post_attention_layernorm.forward(x));
+        x = self_attn.Output(x, self_attn.Prefill(input_layernorm.forward(x), rope, cache, captureRow, mask));
+        return mlp.AddTo(x, post_attention_layernorm.forward(x));
     }
 
     public Tensor Decode(Tensor x, Tensor position, (Tensor Cos, Tensor Sin) rotary, LayerKvCache cache, Tensor captureRow, Tensor maskRow)
     {
-        x = x + self_attn.Decode(input_layernorm.forward(x), position, rotary, cache, captureRow, maskRow);
-        return x + mlp.forward(post_attention_layernorm.forward(x));
+        x = self_attn.Output(x, self_attn.Decode(input_layernorm.forward(x), position, rotary, cache, captureRow, maskRow));
+        return mlp.AddTo(x, post_attention_layernorm.forward(x));
     }
 }
 
@@ -235,7 +275,8 @@ public sealed class LlamaModel : nn.Module
 
     public Embedding EmbedTokens => embed_tokens;
 
-    /// <summary>The prompt (see <see cref="LlamaAttention.Prefill"/>).</summary>
+    /// <summary>The prompt (see <see cref="LlamaAttention.Prefill"/>). The hidden states are summed into
+    /// <paramref name="inputsEmbeds"/> in place.</summary>
     /// <param name="captureStep">[layers, heads, ≥ prompt] or null: where each layer writes its last-row attention.</param>
     /// <param name="masks">Per-layer masks (schedule, sliding window); null = causal everywhere.</param>
     public Tensor Prefill(Tensor inputsEmbeds, RotaryTables rope, IReadOnlyList<LayerKvCache> cache, Tensor? captureStep,
@@ -244,7 +285,13 @@ public sealed class LlamaModel : nn.Module
         var x = inputsEmbeds;
         long n = x.shape[1];
         for (int i = 0; i < layers.Count; i++)
+        {
+            // Unlike Python's reference counting, a dispose scope keeps every tensor made in it until it ends: one
+            // scope for the whole prompt would hold every layer's activations at once (~6 MB per prompt token on a 7B
+            // model). The layer sums into x in place, so nothing it makes outlives its own scope.
+            using var layer = torch.NewDisposeScope();
             x = layers[i].Prefill(x, rope, cache[i], captureStep?[i], masks?.For(i, n));
+        }
         return norm.forward(x);
     }
 

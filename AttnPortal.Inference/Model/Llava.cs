@@ -60,9 +60,11 @@ public sealed class LlavaModel : nn.Module
     }
 
     /// <summary>[image tokens, text hidden]: the features spliced into the prompt, in order.</summary>
-    public Tensor ImageFeatures(Tensor pixelValues, FeaturePacking? packing)
+    public Tensor ImageFeatures(Tensor pixelValues, FeaturePacking? packing) => PackFeatures(TileFeatures(pixelValues), packing);
+
+    /// <summary>[image tokens, text hidden] from <see cref="TileFeatures"/>' output.</summary>
+    public Tensor PackFeatures(Tensor tiles, FeaturePacking? packing)
     {
-        var tiles = TileFeatures(pixelValues);
         if (packing is null) return tiles.flatten(0, 1);
         if (image_newline is null) throw new InvalidOperationException("anyres packing needs a LLaVA-NeXT/OneVision model");
         if (tiles.shape[0] != packing.Tiles)

@@ -1,6 +1,7 @@
-// A C ABI over libtorch's at::cuda::CUDAGraph for AttnPortal's decoding loop (TorchSharp binds no CUDA graphs).
+// A C ABI over libtorch's at::cuda::CUDAGraph and CUDAEvent for AttnPortal's decoding loop (TorchSharp binds neither).
 // Built against the same libtorch the engine runs on (tools/gpu/build-cudagraph.sh), so the graph, TorchSharp's ops and
 // the caching allocator share one process-wide CUDA state. Every function returns 0 on success; errors go to stderr.
+#include <ATen/cuda/CUDAEvent.h>
 #include <ATen/cuda/CUDAGraph.h>
 #include <c10/cuda/CUDAStream.h>
 #include <cstdio>
@@ -62,4 +63,25 @@ int ap_replay(void* graph) {
 }
 
 void ap_graph_free(void* graph) { delete static_cast<at::cuda::CUDAGraph*>(graph); }
+
+// An event lets the host wait for one point of the stream (a step's outputs copied out) while later work (the next
+// step, already launched) keeps the GPU busy; a stream synchronisation would wait for that too.
+void* ap_event_new() {
+  try {
+    return new at::cuda::CUDAEvent();
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "attnportal_cudagraph event new: %s\n", e.what());
+    return nullptr;
+  }
+}
+
+int ap_event_record(void* event) {
+  return guarded("event record", [&] { static_cast<at::cuda::CUDAEvent*>(event)->record(); });
+}
+
+int ap_event_synchronize(void* event) {
+  return guarded("event synchronize", [&] { static_cast<at::cuda::CUDAEvent*>(event)->synchronize(); });
+}
+
+void ap_event_free(void* event) { delete static_cast<at::cuda::CUDAEvent*>(event); }
 }

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Runs ON the GPU machine, after bench-7b.sh made its checkpoint: 100 consecutive runs of the engine on it, printing
+# the first and last runs' times and the GPU memory allocated after each (flat unless something leaks), and the
+# process's host memory at the end. A check run on purpose: it asserts nothing.
+set -uo pipefail
+runs=${RUNS:-100}
+bash .gpu/on-gpu.sh dotnet .gpu/app/AttnPortal.Cli.dll bench --model ${CKPT:-/tmp/llava7b} \
+  --image AttnPortal.Tests/Fixtures/hf/images/wide.png --runs $runs --max-new-tokens 32 --device cuda --dtype bfloat16 > /tmp/leak.md
+head -8 /tmp/leak.md; echo "..."; tail -5 /tmp/leak.md
+python3 - <<'PY'
+rows = [r.split("|") for r in open("/tmp/leak.md") if r.startswith("| ") and r.split("|")[1].strip().isdigit()]
+alloc = [int(r[9]) for r in rows if r[9].strip()]
+total = [float(r[7]) for r in rows]
+if alloc:
+    print(f"\nGPU allocated after run 1 / 50 / {len(alloc)}: {alloc[0]} / {alloc[len(alloc) // 2 - 1]} / {alloc[-1]} MiB; "
+          f"max - min over all runs: {max(alloc) - min(alloc)} MiB")
+print(f"total ms, runs 1-10 median {sorted(total[:10])[5]:.1f}, last 10 median {sorted(total[-10:])[5]:.1f}")
+PY
