@@ -157,7 +157,12 @@ public sealed class GreedyGenerator(LlavaForConditionalGeneration model, RotaryT
 
     private void DropWorkspace()
     {
-        _workspace?.Dispose();
+        if (_workspace is null) return;
+        // A cancelled run may still have its speculative step on the GPU; its buffers and graph must outlive it.
+        if (device.type == DeviceType.CUDA)
+            try { torch.cuda.synchronize(); }
+            catch (Exception) { /* the run's own error is the one to report */ }
+        _workspace.Dispose();
         _workspace = null;
     }
 

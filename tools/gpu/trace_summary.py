@@ -17,6 +17,16 @@ t0 = min(e["ts"] for e in kernels + ops)
 
 def ms(us): return us / 1000.0
 
+
+def table(title, events, limit):
+    """Events grouped by name, by total duration: total, count, mean, name."""
+    print(f"\n{title}")
+    groups = collections.defaultdict(list)
+    for e in events:
+        groups[e["name"]].append(e["dur"])
+    for name, durs in sorted(groups.items(), key=lambda kv: -sum(kv[1]))[:limit]:
+        print(f"{ms(sum(durs)):8.3f} ms {len(durs):6d} x {statistics.mean(durs):8.2f} us  {name[:110]}")
+
 busy_until, busy, gaps = kernels[0]["ts"], 0.0, []
 for k in sorted(kernels + copies, key=lambda e: e["ts"]):
     if k["ts"] > busy_until:
@@ -26,13 +36,7 @@ for k in sorted(kernels + copies, key=lambda e: e["ts"]):
 span = busy_until - kernels[0]["ts"]
 print(f"{len(kernels)} kernels, {len(copies)} copies/memsets; GPU span {ms(span):.1f} ms, busy {ms(busy):.1f} ms ({100 * busy / span:.0f} %)")
 
-print("\nkernels by total GPU time")
-by_name = collections.defaultdict(list)
-for k in kernels:
-    by_name[k["name"]].append(k["dur"])
-rows = sorted(by_name.items(), key=lambda kv: -sum(kv[1]))
-for name, durs in rows[:35]:
-    print(f"{ms(sum(durs)):8.2f} ms {len(durs):6d} x {statistics.mean(durs):8.2f} us  {name[:120]}")
+table("kernels by total GPU time", kernels, 35)
 
 launches = sorted((e for e in runtime if "GraphLaunch" in e["name"]), key=lambda e: e["ts"])
 print(f"\n{len(launches)} CUDA graph launches")
@@ -45,21 +49,10 @@ if len(launches) >= 2:
     wall, ktime, count, kspan = (statistics.median(x) for x in zip(*per_step))
     print(f"per decoding step (median between graph launches): wall {ms(wall):.2f} ms, kernels {count:.0f}, "
           f"kernel time {ms(ktime):.2f} ms, first-to-last kernel {ms(kspan):.2f} ms")
-    step_kernels = collections.defaultdict(list)
     a, b = launches[len(launches) // 2], launches[len(launches) // 2 + 1]
-    for k in kernels:
-        if a["ts"] <= k["ts"] < b["ts"]:
-            step_kernels[k["name"]].append(k["dur"])
-    print("\none replayed step, kernels by total time")
-    for name, durs in sorted(step_kernels.items(), key=lambda kv: -sum(kv[1]))[:30]:
-        print(f"{ms(sum(durs)):8.3f} ms {len(durs):5d} x {statistics.mean(durs):7.2f} us  {name[:110]}")
+    table("one replayed step, kernels by total time", [k for k in kernels if a["ts"] <= k["ts"] < b["ts"]], 30)
 
-print("\ncopies and memsets")
-by_copy = collections.defaultdict(list)
-for c in copies:
-    by_copy[c["name"]].append(c["dur"])
-for name, durs in sorted(by_copy.items(), key=lambda kv: -sum(kv[1]))[:8]:
-    print(f"{ms(sum(durs)):8.2f} ms {len(durs):6d} x {statistics.mean(durs):8.2f} us  {name[:100]}")
+table("copies and memsets", copies, 8)
 
 print("\nlargest GPU idle gaps (start relative to the first event)")
 for gap, at in sorted(gaps, reverse=True)[:12]:
@@ -67,15 +60,5 @@ for gap, at in sorted(gaps, reverse=True)[:12]:
     top = sorted(before, key=lambda o: -o["dur"])[:3]
     print(f"{ms(gap):8.2f} ms at {ms(at - t0):8.1f} ms  during: {', '.join(o['name'] for o in top)}")
 
-print("\nCPU ops by total time (host side; nested ops counted in their parents too)")
-by_op = collections.defaultdict(list)
-for o in ops:
-    by_op[o["name"]].append(o["dur"])
-for name, durs in sorted(by_op.items(), key=lambda kv: -sum(kv[1]))[:25]:
-    print(f"{ms(sum(durs)):8.2f} ms {len(durs):6d} x {statistics.mean(durs):8.2f} us  {name[:100]}")
-rt = collections.defaultdict(list)
-for r in runtime:
-    rt[r["name"]].append(r["dur"])
-print("\nCUDA runtime calls by total time")
-for name, durs in sorted(rt.items(), key=lambda kv: -sum(kv[1]))[:10]:
-    print(f"{ms(sum(durs)):8.2f} ms {len(durs):6d} x {statistics.mean(durs):8.2f} us  {name}")
+table("CPU ops by total time (host side; nested ops counted in their parents too)", ops, 25)
+table("CUDA runtime calls by total time", runtime, 10)
