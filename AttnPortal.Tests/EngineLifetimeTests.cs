@@ -52,8 +52,9 @@ public sealed class EngineLifetimeTests
     public void WithoutCudaDecodingStaysEagerAndNothingIsRecorded()
     {
         int calls = 0;
-        Assert.Null(CudaGraph.TryCapture(torch.CPU, () => calls++));
-        Assert.Equal(0, calls); // the caller runs every step itself
+        Assert.False(CudaGraph.CanRecord(torch.CPU)); // the caller runs every step itself
+        Assert.Throws<InvalidOperationException>(() => CudaGraph.Capture(torch.CPU, () => calls++));
+        Assert.Equal(0, calls);
     }
 
     [Fact]

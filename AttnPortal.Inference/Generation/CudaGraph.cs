@@ -38,14 +38,18 @@ public sealed class CudaGraph : IDisposable
 
     private CudaGraph(IntPtr graph) => _graph = graph;
 
+    /// <summary>Whether <see cref="Capture"/> can record on <paramref name="device"/>: CUDA, with the shim, graphs not
+    /// turned off.</summary>
+    public static bool CanRecord(Device device) => device.type == DeviceType.CUDA && Enabled;
+
     /// <summary>
     /// Runs <paramref name="step"/> once for real on a side stream (libtorch allocates its per-stream handles there),
-    /// then records it as a graph without running it; null when graphs are not available here. When it returns a
-    /// graph, the first step has already run: the caller replays from the second step on.
+    /// then records it as a graph without running it (<see cref="CanRecord"/> must hold). When it returns, the first
+    /// step has already run: the caller replays from the second step on.
     /// </summary>
-    public static CudaGraph? TryCapture(Device device, Action step)
+    public static CudaGraph Capture(Device device, Action step)
     {
-        if (device.type != DeviceType.CUDA || !Enabled) return null;
+        if (!CanRecord(device)) throw new InvalidOperationException($"CUDA graphs cannot be recorded on {device}");
         var graph = ap_graph_new();
         torch.cuda.synchronize();
         Check(ap_side_stream_begin(), "side stream");

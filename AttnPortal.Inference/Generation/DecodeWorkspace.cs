@@ -31,8 +31,8 @@ internal sealed class DecodeWorkspace : IDisposable
     public Tensor Capture { get; }
     /// <summary>[vocab] float32: the logits of the last decoding step; null unless <see cref="Shape.SaveLogits"/>.</summary>
     public Tensor? Logits { get; }
+    /// <summary>The recorded step; null until the first decoding step on CUDA with the shim (always null elsewhere).</summary>
     public CudaGraph? Graph { get; set; }
-    public bool GraphTried { get; set; }
     public StepFence Fence { get; }
 
     private Tensor? _hostCapture, _hostIds;

@@ -125,15 +125,9 @@ public sealed class GreedyGenerator(LlavaForConditionalGeneration model, RotaryT
     /// step of a new workspace is run while recording one.</summary>
     private void Launch(DecodeWorkspace ws, int step, Tensor? logitsBuffer)
     {
-        void Step() => DecodeStep(ws);
         if (ws.Graph is not null) ws.Graph.Replay();
-        else if (!ws.GraphTried)
-        {
-            ws.GraphTried = true;
-            ws.Graph = CudaGraph.TryCapture(device, Step); // when it records, it has run the step already
-            if (ws.Graph is null) Step();
-        }
-        else Step();
+        else if (CudaGraph.CanRecord(device)) ws.Graph = CudaGraph.Capture(device, () => DecodeStep(ws)); // runs the step, then records it
+        else DecodeStep(ws);
         if (ws.Logits is not null) logitsBuffer![step].copy_(ws.Logits);
     }
 

@@ -24,13 +24,12 @@ internal sealed class VisionGraphs(Device device) : IDisposable
     }
 
     private readonly List<(string Shape, Entry Entry)> _entries = []; // most recently used last
-    private bool _unavailable;
 
     /// <summary><paramref name="tower"/>(<paramref name="pixels"/>), replayed when it was recorded for this shape.
     /// The result is the graph's own output buffer: read it before the next call.</summary>
     public Tensor Run(Tensor pixels, Func<Tensor, Tensor> tower)
     {
-        if (_unavailable) return tower(pixels);
+        if (!CudaGraph.CanRecord(device)) return tower(pixels);
         string shape = $"{string.Join('x', pixels.shape)} {pixels.dtype}";
         int i = _entries.FindIndex(e => e.Shape == shape);
         if (i >= 0)
@@ -43,11 +42,6 @@ internal sealed class VisionGraphs(Device device) : IDisposable
             return hit.Entry.Features;
         }
         var entry = Record(pixels, tower);
-        if (entry is null)
-        {
-            _unavailable = true;
-            return tower(pixels);
-        }
         if (_entries.Count == Capacity)
         {
             _entries[0].Entry.Dispose();
@@ -57,18 +51,19 @@ internal sealed class VisionGraphs(Device device) : IDisposable
         return entry.Features;
     }
 
-    private Entry? Record(Tensor pixels, Func<Tensor, Tensor> tower)
+    private Entry Record(Tensor pixels, Func<Tensor, Tensor> tower)
     {
         var input = pixels.clone().DetachFromDisposeScope();
         Tensor? features = null;
-        CudaGraph? graph;
         try
         {
-            graph = CudaGraph.TryCapture(device, () =>
+            var graph = CudaGraph.Capture(device, () =>
             {
                 features?.Dispose();
                 features = tower(input).DetachFromDisposeScope();
             });
+            graph.Replay(); // the recording ran nothing: fill the output for this call
+            return new Entry(input, features!, graph);
         }
         catch
         {
@@ -76,14 +71,6 @@ internal sealed class VisionGraphs(Device device) : IDisposable
             features?.Dispose();
             throw;
         }
-        if (graph is null)
-        {
-            input.Dispose();
-            features?.Dispose();
-            return null;
-        }
-        graph.Replay(); // the recording ran nothing: fill the output for this call
-        return new Entry(input, features!, graph);
     }
 
     public void Dispose()
