@@ -1,3 +1,5 @@
+using System.Collections.Concurrent;
+using System.Globalization;
 using TorchSharp;
 using TorchSharp.Modules;
 using AttnPortal.Inference.Generation;
@@ -14,24 +16,28 @@ public sealed class LlamaRmsNorm : nn.Module<Tensor, Tensor>
 {
     // torch.rms_norm normalises in float32 whatever the weights' dtype, as HF does, and on CUDA runs as one fused
     // kernel instead of the eight of the spelled-out formula (a tenth of a 7B decoding step). TorchSharp does not
-    // bind it, so it is called through a one-line TorchScript function.
-    private static readonly Lazy<jit.CompilationUnit> Script = new(() => torch.jit.compile("""
-        def rms_norm(x: Tensor, weight: Tensor, eps: float) -> Tensor:
-            return torch.rms_norm(x, [x.size(-1)], weight, eps)
+    // bind it, so it is called through a one-line TorchScript function, one per epsilon: epsilon is written into the
+    // script because TorchSharp passes a float argument as a Scalar the garbage collector may free while the call is
+    // still reading it (seen under parallel tests); tensor arguments are held by the caller.
+    private static readonly ConcurrentDictionary<double, jit.CompilationUnit> Scripts = new();
 
-        """));
+    private static jit.CompilationUnit Compile(double eps) => torch.jit.compile($"""
+        def rms_norm(x: Tensor, weight: Tensor) -> Tensor:
+            return torch.rms_norm(x, [x.size(-1)], weight, {eps.ToString("E16", CultureInfo.InvariantCulture)})
+
+        """);
 
     private readonly Parameter weight;
-    private readonly double _eps;
+    private readonly jit.CompilationUnit _script;
 
     public LlamaRmsNorm(long size, double eps, ParameterFactory p) : base(nameof(LlamaRmsNorm))
     {
         weight = p.Empty(size);
-        _eps = eps;
+        _script = Scripts.GetOrAdd(eps, Compile);
         RegisterComponents();
     }
 
-    public override Tensor forward(Tensor x) => (Tensor)Script.Value.invoke("rms_norm", x, weight, _eps);
+    public override Tensor forward(Tensor x) => (Tensor)_script.invoke("rms_norm", x, weight);
 }
 
 public sealed class LlamaMlp : nn.Module
