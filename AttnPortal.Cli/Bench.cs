@@ -25,6 +25,8 @@ public static class Bench
         Console.WriteLine($"model {engine.CheckpointDir} ({engine.Config.Text.NumHiddenLayers} layers, {engine.Config.Text.NumAttentionHeads} heads) on {engine.Device} as {engine.DType}, {Environment.ProcessorCount} CPU cores, torch threads {TorchSharp.torch.get_num_threads()}");
         long weightBytes = Inference.Checkpoints.CheckpointLoader.WeightFiles(model).Sum(f => new FileInfo(f).Length);
         Console.WriteLine($"load: {load.Elapsed.TotalSeconds:F2} s for {weightBytes / 1e6:F1} MB of safetensors ({weightBytes / 1e6 / load.Elapsed.TotalSeconds:F0} MB/s); {Memory()}");
+        if (engine.Device.type == TorchSharp.DeviceType.CUDA)
+            Console.WriteLine($"fused decoding kernels: {(Inference.Model.DecodeKernels.Available(engine.Device) ? "on" : "off (op by op)")}");
         bool gpuPeak = engine.Device.type == TorchSharp.DeviceType.CUDA && GpuDiagnostics.ResetPeakMemory();
         Console.WriteLine();
         Console.WriteLine("| run | prompt tokens | new tokens | vision ms | prefill ms | decode ms | total ms | decode tokens/s | GPU allocated MiB | GPU peak MiB |");

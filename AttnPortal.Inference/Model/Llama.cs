@@ -59,7 +59,9 @@ public sealed class LlamaMlp : nn.Module
     public Tensor AddTo(Tensor residual, Tensor x)
     {
         var gateUp = _gateUp.Forward(x);
-        var hidden = nn.functional.silu(gateUp.narrow(-1, 0, _intermediate)) * gateUp.narrow(-1, _intermediate, _intermediate);
+        var hidden = DecodeKernels.Available(gateUp.device)
+            ? DecodeKernels.SiluMul(gateUp)
+            : nn.functional.silu(gateUp.narrow(-1, 0, _intermediate)) * gateUp.narrow(-1, _intermediate, _intermediate);
         return down_proj.AddTo(residual, hidden);
     }
 
@@ -188,7 +190,8 @@ public sealed class LlamaAttention : nn.Module
     /// One decoding step whose shapes do not depend on how far the run has got, so that it can be replayed from a CUDA
     /// graph: the position lives on the device, the new key and value are written at it, and the query attends over the
     /// whole cache with every key beyond it (and every key its schedule forbids) masked. The cache is zero-filled, so
-    /// those keys contribute exactly nothing.
+    /// those keys contribute exactly nothing. On CUDA with the fused kernels (<see cref="DecodeKernels"/>) all of it
+    /// after the q/k/v product is one kernel.
     /// </summary>
     /// <param name="position">[1] on the device: the position of the token fed in.</param>
     /// <param name="rotary">The cos and sin rows of that position (<see cref="RotaryTables.At"/>).</param>
@@ -196,6 +199,8 @@ public sealed class LlamaAttention : nn.Module
     /// <param name="maskRow">[capacity] float32: 0 for the keys this layer's query may attend to, −∞ for the others.</param>
     public Tensor Decode(Tensor x, Tensor position, (Tensor Cos, Tensor Sin) rotary, LayerKvCache cache, Tensor captureRow, Tensor maskRow)
     {
+        if (DecodeKernels.CanAttend(x.device, x.dtype, _headDim, cache.Keys.shape[2]))
+            return DecodeKernels.Attend(_qkv.Forward(x), rotary, position, cache, maskRow, _scale, captureRow, _heads, _headDim);
         var (q, k, v) = Project(x, rotary);
         cache.Keys.index_copy_(2, position, k);
         cache.Values.index_copy_(2, position, v);

@@ -1,19 +1,23 @@
 #!/usr/bin/env bash
 # Runs ON the GPU machine (see ../shared/gpu/README.md): CUDA parity of the published CLI against the HF fixtures,
-# a bfloat16 run, a CUDA benchmark, and HF's alpha handling for RGBA input. Writes reports under $OUT.
+# with and without the fused decoding kernels, a bfloat16 run, a CUDA benchmark, and HF's alpha handling for RGBA input. Writes reports under $OUT.
 set -uo pipefail
 app=".gpu/app/AttnPortal.Cli.dll"
 fx=AttnPortal.Tests/Fixtures/hf
 cli() { bash .gpu/on-gpu.sh dotnet "$app" "$@"; }
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
-for spec in "wide-pad wide.png pad What is in the picture?" "tall-crop tall-alpha.png crop   Describe  the image ,please."; do
-  read -r run image aspect question <<<"$spec"
-  [[ $run == tall-crop ]] && question="  Describe  the image ,please."
-  for dtype in float32 bfloat16; do
-    echo "== $run on cuda $dtype"
-    cli infer --model $fx/tiny-llava --image $fx/images/$image --image-aspect $aspect --prompt "$question" \
-      --max-new-tokens 8 --save-logits --device cuda --dtype $dtype --out /tmp/$run-$dtype.safetensors 2>&1 | tail -2
-    cli compare /tmp/$run-$dtype.safetensors $fx/runs/$run.safetensors | tee -a $OUT/cuda-parity.md
+# With the fused decoding kernels (native/kernels) and without them (op by op): both paths must match HF.
+for kernels in 1 0; do
+  for spec in "wide-pad wide.png pad What is in the picture?" "tall-crop tall-alpha.png crop   Describe  the image ,please."; do
+    read -r run image aspect question <<<"$spec"
+    [[ $run == tall-crop ]] && question="  Describe  the image ,please."
+    for dtype in float32 bfloat16; do
+      echo "== $run on cuda $dtype, fused kernels $kernels" | tee -a $OUT/cuda-parity.md
+      ATTNPORTAL_FUSED_KERNELS=$kernels cli infer --model $fx/tiny-llava --image $fx/images/$image --image-aspect $aspect \
+        --prompt "$question" --max-new-tokens 8 --save-logits --device cuda --dtype $dtype \
+        --out /tmp/$run-$dtype-$kernels.safetensors 2>&1 | tail -2
+      cli compare /tmp/$run-$dtype-$kernels.safetensors $fx/runs/$run.safetensors | tee -a $OUT/cuda-parity.md
+    done
   done
 done
 echo "== bench tiny on cuda float32"

@@ -1,0 +1,65 @@
+using System.Collections.Concurrent;
+using System.Runtime.InteropServices;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace AttnPortal.Inference.Model;
+
+/// <summary>
+/// Fused CUDA kernels for a decoding step (<c>native/kernels</c>, built on a GPU machine against its PyTorch by
+/// tools/gpu/build-cudagraph.sh): a layer's whole decoding attention (rotation, cache write, scores, mask, softmax,
+/// captured row, value product) in one kernel instead of ~11 TorchSharp ops, and the MLP's silu·up in one. Their
+/// numbers are HF's eager ones, as the op-by-op path's are. Without the library, on the CPU, or with
+/// <c>ATTNPORTAL_FUSED_KERNELS=0</c>, the op-by-op path runs.
+/// </summary>
+public static class DecodeKernels
+{
+    private const string Library = "attnportal_kernels";
+
+    [DllImport(Library)] private static extern long ap_decode_attention_max_keys(int elementSize, int headDim);
+    [DllImport(Library)] private static extern int ap_decode_attention(IntPtr qkv, IntPtr cos, IntPtr sin, IntPtr position,
+        IntPtr keys, IntPtr values, IntPtr mask, double scale, IntPtr capture, IntPtr output, int heads);
+    [DllImport(Library)] private static extern int ap_silu_mul(IntPtr gateUp, IntPtr output);
+
+    private static readonly Lazy<bool> Loaded = new(() =>
+        Environment.GetEnvironmentVariable("ATTNPORTAL_FUSED_KERNELS") != "0"
+        && NativeLibrary.TryLoad(Library, typeof(DecodeKernels).Assembly, null, out _));
+
+    private static readonly ConcurrentDictionary<(int, int), long> MaxKeys = new();
+
+    /// <summary>Whether the kernels run for tensors on <paramref name="device"/>.</summary>
+    public static bool Available(Device device) => device.type == DeviceType.CUDA && Loaded.Value;
+
+    /// <summary>Whether <see cref="Attend"/> supports this head size and key capacity (its scores live in shared memory).</summary>
+    internal static bool CanAttend(Device device, ScalarType dtype, int headDim, long capacity)
+    {
+        if (!Available(device) || dtype is not (ScalarType.Float32 or ScalarType.Float16 or ScalarType.BFloat16)) return false;
+        int size = dtype == ScalarType.Float32 ? 4 : 2;
+        return capacity <= MaxKeys.GetOrAdd((size, headDim), k => ap_decode_attention_max_keys(k.Item1, k.Item2));
+    }
+
+    /// <summary>One query's attention over a layer's cache (see <see cref="LlamaAttention.Decode"/>): rotates q and k
+    /// with the rows <paramref name="rotary"/>, stores k and v at <paramref name="position"/>, writes the probabilities
+    /// to <paramref name="captureRow"/> and returns the attention output [1, 1, heads · headDim].</summary>
+    internal static Tensor Attend(Tensor qkv, (Tensor Cos, Tensor Sin) rotary, Tensor position, LayerKvCache cache,
+        Tensor maskRow, double scale, Tensor captureRow, int heads, int headDim)
+    {
+        var output = torch.empty([1, 1, heads * headDim], qkv.dtype, qkv.device);
+        Check(ap_decode_attention(qkv.Handle, rotary.Cos.Handle, rotary.Sin.Handle, position.Handle, cache.Keys.Handle,
+            cache.Values.Handle, maskRow.Handle, scale, captureRow.Handle, output.Handle, heads), "decode attention");
+        return output;
+    }
+
+    /// <summary>silu(gate) · up for <paramref name="gateUp"/> = [.., gate | up], rounded as torch's two ops round.</summary>
+    internal static Tensor SiluMul(Tensor gateUp)
+    {
+        var output = torch.empty([.. gateUp.shape[..^1], gateUp.shape[^1] / 2], gateUp.dtype, gateUp.device);
+        Check(ap_silu_mul(gateUp.Handle, output.Handle), "silu_mul");
+        return output;
+    }
+
+    private static void Check(int status, string what)
+    {
+        if (status != 0) throw new InvalidOperationException($"fused CUDA kernel {what} failed (status {status}; details on stderr)");
+    }
+}

@@ -1,0 +1,295 @@
+// Fused kernels for one decoding step of a LLaMA-family layer. Through TorchSharp the step's attention is ~11 kernels
+// per layer (rotation, two cache writes, scores, mask, softmax, the capture copy, a cast, the value product); each is
+// a few microseconds of launch-bound work, together about a seventh of a 7B step. decode_attention does all of it in
+// one kernel, one block per query head, and silu_mul fuses the MLP's activation and product.
+//
+// Numerics follow HF's eager attention: every intermediate HF stores in the model's dtype (rotated q and k, the
+// scores, the probabilities fed to the value product) is rounded to it here too; the softmax is float32.
+#include "decode_kernels.h"
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <math.h>
+
+namespace attnportal {
+namespace {
+
+constexpr int kThreads = 512;
+constexpr int kWarps = kThreads / 32;
+constexpr int kChunkBytes = 16;   // one vector load
+constexpr int kMaxChunksPerLane = 2;
+
+template <typename T> __device__ __forceinline__ float to_f(T x);
+template <> __device__ __forceinline__ float to_f(float x) { return x; }
+template <> __device__ __forceinline__ float to_f(__half x) { return __half2float(x); }
+template <> __device__ __forceinline__ float to_f(__nv_bfloat16 x) { return __bfloat162float(x); }
+
+template <typename T> __device__ __forceinline__ T from_f(float x);
+template <> __device__ __forceinline__ float from_f(float x) { return x; }
+template <> __device__ __forceinline__ __half from_f(float x) { return __float2half_rn(x); }
+template <> __device__ __forceinline__ __nv_bfloat16 from_f(float x) { return __float2bfloat16_rn(x); }
+
+// What storing x in the model's dtype and reading it back gives.
+template <typename T> __device__ __forceinline__ float round_to(float x) { return to_f(from_f<T>(x)); }
+
+__device__ __forceinline__ float warp_max(float v) {
+  for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+  return v;
+}
+
+__device__ __forceinline__ float warp_sum(float v) {
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v;
+}
+
+// Every thread gets the block's maximum (sum); scratch holds kWarps floats.
+__device__ float block_max(float v, float* scratch) {
+  v = warp_max(v);
+  if (threadIdx.x % 32 == 0) scratch[threadIdx.x / 32] = v;
+  __syncthreads();
+  v = warp_max(threadIdx.x % 32 < kWarps ? scratch[threadIdx.x % 32] : -INFINITY);
+  __syncthreads();
+  return v;
+}
+
+__device__ float block_sum(float v, float* scratch) {
+  v = warp_sum(v);
+  if (threadIdx.x % 32 == 0) scratch[threadIdx.x / 32] = v;
+  __syncthreads();
+  v = warp_sum(threadIdx.x % 32 < kWarps ? scratch[threadIdx.x % 32] : 0.f);
+  __syncthreads();
+  return v;
+}
+
+// Lanes that share one key row in the value product: a power of two (so groups tile a warp) covering at least half
+// the row's 16-byte chunks, so a lane handles at most two chunks.
+__host__ __device__ inline int lanes_per_row(int chunks) {
+  int lanes = 1;
+  while (lanes * 2 <= chunks && lanes < 32) lanes *= 2;
+  return lanes;
+}
+
+__host__ __device__ inline size_t shared_floats(long long capacity, int head_dim, int chunks) {
+  int groups = kThreads / lanes_per_row(chunks);
+  // scores[capacity], q, new key, new value [head_dim] each, per-group partial outputs, reduction scratch
+  return (size_t)capacity + 3 * (size_t)head_dim + (size_t)groups * head_dim + kWarps;
+}
+
+template <typename T>
+__device__ __forceinline__ float dot_row(const float* q, const T* row, int chunks) {
+  constexpr int per = kChunkBytes / sizeof(T);
+  const uint4* vec = reinterpret_cast<const uint4*>(row);
+  float acc = 0.f;
+#pragma unroll 8
+  for (int c = 0; c < chunks; ++c) {
+    uint4 raw = vec[c];
+    const T* e = reinterpret_cast<const T*>(&raw);
+#pragma unroll
+    for (int i = 0; i < per; ++i) acc = fmaf(q[c * per + i], to_f(e[i]), acc);
+  }
+  return acc;
+}
+
+__device__ __forceinline__ float dot_shared(const float* q, const float* k, int n) {
+  float acc = 0.f;
+  for (int d = 0; d < n; ++d) acc = fmaf(q[d], k[d], acc);
+  return acc;
+}
+
+template <typename T, typename C>
+__global__ void __launch_bounds__(kThreads) decode_attention_kernel(DecodeAttentionArgs a) {
+  extern __shared__ float shared[];
+  const int D = a.head_dim, h = blockIdx.x, g = h / (a.heads / a.kv_heads), tid = threadIdx.x;
+  const long long cap = a.capacity, pos = *a.position;
+  constexpr int per = kChunkBytes / sizeof(T);
+  const int chunks = D / per;
+  const int lanes = lanes_per_row(chunks), groups = kThreads / lanes;
+
+  float* scores = shared;
+  float* q = scores + cap;
+  float* knew = q + D;
+  float* vnew = knew + D;
+  float* partial = vnew + D;
+  float* scratch = partial + (size_t)groups * D;
+
+  const T* qkv = static_cast<const T*>(a.qkv);
+  const T* qsrc = qkv + (size_t)h * D;
+  const T* ksrc = qkv + (size_t)(a.heads + g) * D;
+  const T* vsrc = qkv + (size_t)(a.heads + a.kv_heads + g) * D;
+  const T* cos = static_cast<const T*>(a.cos);
+  const T* sin = static_cast<const T*>(a.sin);
+  T* keys = static_cast<T*>(a.keys) + (size_t)g * cap * D;
+  T* values = static_cast<T*>(a.values) + (size_t)g * cap * D;
+  const bool writes_cache = h % (a.heads / a.kv_heads) == 0;  // one block per KV head stores the new key and value
+
+  // Rotation as HF writes it, q·cos + rotate_half(q)·sin with each product and the sum rounded to the model's dtype;
+  // sin's first half is negated, so rotate_half is a swap of halves.
+  const int half = D / 2;
+  for (int d = tid; d < D; d += kThreads) {
+    const int other = d < half ? d + half : d - half;
+    const float c = to_f(cos[d]), s = to_f(sin[d]);
+    q[d] = round_to<T>(round_to<T>(to_f(qsrc[d]) * c) + round_to<T>(to_f(qsrc[other]) * s));
+    knew[d] = round_to<T>(round_to<T>(to_f(ksrc[d]) * c) + round_to<T>(to_f(ksrc[other]) * s));
+    vnew[d] = to_f(vsrc[d]);
+    if (writes_cache) {
+      keys[pos * D + d] = from_f<T>(knew[d]);
+      values[pos * D + d] = vsrc[d];
+    }
+  }
+  __syncthreads();
+
+  // Scores, one key per thread. The new key is read from shared memory: another block may be writing it to the cache.
+  // Keys the mask forbids are not read; their score is -inf, so their probability is exactly 0.
+  float local_max = -INFINITY;
+  for (long long j = tid; j < cap; j += kThreads) {
+    const float m = a.mask[j];
+    float s = -INFINITY;
+    if (m != -INFINITY) {
+      const float dot = j == pos ? dot_shared(q, knew, D) : dot_row(q, keys + j * D, chunks);
+      s = round_to<T>(dot) * a.scale + m;
+    }
+    scores[j] = s;
+    local_max = fmaxf(local_max, s);
+  }
+  const float max = block_max(local_max, scratch);
+
+  float local_sum = 0.f;
+  for (long long j = tid; j < cap; j += kThreads) {
+    const float e = expf(scores[j] - max);
+    scores[j] = e;
+    local_sum += e;
+  }
+  const float sum = block_sum(local_sum, scratch);
+
+  C* capture = static_cast<C*>(a.capture) + (size_t)h * cap;
+  for (long long j = tid; j < cap; j += kThreads) {
+    const float p = scores[j] / sum;
+    capture[j] = from_f<C>(p);
+    scores[j] = round_to<T>(p);  // HF casts the probabilities to the model's dtype before the value product
+  }
+  __syncthreads();
+
+  // Value product: a group of `lanes` threads per key row, each lane summing its chunks over the group's keys.
+  const int group = tid / lanes, lane = tid % lanes;
+  float acc[kMaxChunksPerLane][per];
+#pragma unroll
+  for (int k = 0; k < kMaxChunksPerLane; ++k)
+#pragma unroll
+    for (int i = 0; i < per; ++i) acc[k][i] = 0.f;
+  for (long long j = group; j < cap; j += groups) {
+    const float p = scores[j];
+    if (p == 0.f) continue;  // masked keys add exactly nothing
+#pragma unroll
+    for (int k = 0; k < kMaxChunksPerLane; ++k) {
+      const int c = lane + k * lanes;
+      if (c >= chunks) break;
+      if (j == pos) {
+#pragma unroll
+        for (int i = 0; i < per; ++i) acc[k][i] = fmaf(p, vnew[c * per + i], acc[k][i]);
+      } else {
+        uint4 raw = reinterpret_cast<const uint4*>(values + j * D)[c];
+        const T* e = reinterpret_cast<const T*>(&raw);
+#pragma unroll
+        for (int i = 0; i < per; ++i) acc[k][i] = fmaf(p, to_f(e[i]), acc[k][i]);
+      }
+    }
+  }
+#pragma unroll
+  for (int k = 0; k < kMaxChunksPerLane; ++k) {
+    const int c = lane + k * lanes;
+    if (c >= chunks) break;
+#pragma unroll
+    for (int i = 0; i < per; ++i) partial[(size_t)group * D + c * per + i] = acc[k][i];
+  }
+  __syncthreads();
+  T* out = static_cast<T*>(a.output) + (size_t)h * D;
+  for (int d = tid; d < D; d += kThreads) {
+    float total = 0.f;
+    for (int r = 0; r < groups; ++r) total += partial[(size_t)r * D + d];
+    out[d] = from_f<T>(total);
+  }
+}
+
+template <typename T>
+__global__ void silu_mul_kernel(const T* gate_up, T* out, long long rows, long long width) {
+  const long long n = rows * width;
+  for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x) {
+    const long long r = i / width, c = i % width;
+    const float gate = to_f(gate_up[r * 2 * width + c]);
+    // torch computes silu in float32 as x / (1 + exp(-x)) and stores it; the product is another rounded op.
+    const float act = round_to<T>(gate / (1.f + expf(-gate)));
+    out[i] = from_f<T>(act * to_f(gate_up[r * 2 * width + width + c]));
+  }
+}
+
+template <typename T, typename C>
+cudaError_t launch_attention(const DecodeAttentionArgs& a, cudaStream_t stream) {
+  const int chunks = a.head_dim / (kChunkBytes / (int)sizeof(T));
+  const size_t bytes = shared_floats(a.capacity, a.head_dim, chunks) * sizeof(float);
+  auto kernel = decode_attention_kernel<T, C>;
+  // Above 48 KiB a kernel must opt in to more shared memory; set once per instantiation and device, to the maximum,
+  // outside any graph capture (the first step of a workspace runs uncaptured).
+  static bool opted_in[64] = {};
+  int device = 0;
+  cudaError_t err = cudaGetDevice(&device);
+  if (err != cudaSuccess) return err;
+  if (device < 64 && !opted_in[device]) {
+    int optin = 0;
+    err = cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device);
+    if (err == cudaSuccess) err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, optin);
+    if (err != cudaSuccess) return err;
+    opted_in[device] = true;
+  }
+  kernel<<<a.heads, kThreads, bytes, stream>>>(a);
+  return cudaGetLastError();
+}
+
+template <typename T>
+cudaError_t launch_attention_for(const DecodeAttentionArgs& a, cudaStream_t stream) {
+  return a.captured == Element::Float32 ? launch_attention<T, float>(a, stream) : launch_attention<T, __half>(a, stream);
+}
+
+}  // namespace
+
+size_t element_size(Element e) { return e == Element::Float32 ? 4 : 2; }
+
+long long decode_attention_max_keys(Element model, int head_dim) {
+  const int per = kChunkBytes / (int)element_size(model);
+  if (head_dim <= 0 || head_dim % 2 != 0 || head_dim % per != 0) return 0;
+  const int chunks = head_dim / per;
+  if (chunks > kMaxChunksPerLane * lanes_per_row(chunks)) return 0;
+  int device = 0, optin = 0;
+  if (cudaGetDevice(&device) != cudaSuccess ||
+      cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device) != cudaSuccess)
+    return 0;
+  const long long fixed = (long long)shared_floats(0, head_dim, chunks) * (long long)sizeof(float);
+  return optin > fixed ? (optin - fixed) / (long long)sizeof(float) : 0;
+}
+
+cudaError_t decode_attention(const DecodeAttentionArgs& a, cudaStream_t stream) {
+  switch (a.model) {
+    case Element::Float32: return launch_attention_for<float>(a, stream);
+    case Element::Float16: return launch_attention_for<__half>(a, stream);
+    default: return launch_attention_for<__nv_bfloat16>(a, stream);
+  }
+}
+
+cudaError_t silu_mul(const void* gate_up, void* out, long long rows, long long width, Element model, cudaStream_t stream) {
+  const long long n = rows * width;
+  const int threads = 256;
+  const int blocks = (int)((n + threads - 1) / threads < 4096 ? (n + threads - 1) / threads : 4096);
+  switch (model) {
+    case Element::Float32:
+      silu_mul_kernel<<<blocks, threads, 0, stream>>>(static_cast<const float*>(gate_up), static_cast<float*>(out), rows, width);
+      break;
+    case Element::Float16:
+      silu_mul_kernel<<<blocks, threads, 0, stream>>>(static_cast<const __half*>(gate_up), static_cast<__half*>(out), rows, width);
+      break;
+    default:
+      silu_mul_kernel<<<blocks, threads, 0, stream>>>(static_cast<const __nv_bfloat16*>(gate_up), static_cast<__nv_bfloat16*>(out), rows, width);
+      break;
+  }
+  return cudaGetLastError();
+}
+
+}  // namespace attnportal

@@ -1,0 +1,38 @@
+// Launchers for the fused decoding kernels (decode_kernels.cu), in plain C types so that the CUDA file needs no
+// libtorch headers: attnportal_kernels.cpp checks the tensors and passes their pointers and the current stream.
+#pragma once
+#include <cstddef>
+#include <cuda_runtime.h>
+
+namespace attnportal {
+
+enum class Element { Float32 = 0, Float16 = 1, BFloat16 = 2 };
+
+size_t element_size(Element e);
+
+struct DecodeAttentionArgs {
+  const void* qkv;          // [heads + 2 kvHeads, headDim], model dtype: q, k, v of the new token before rotation
+  const void* cos;          // [headDim], model dtype: the rotation table row of the token's position
+  const void* sin;          // [headDim], first half negated (RotaryTables)
+  const long long* position;  // [1], on the device
+  void* keys;               // [kvHeads, capacity, headDim], model dtype
+  void* values;
+  const float* mask;        // [capacity]: 0 where the query may attend, -inf where not
+  void* capture;            // [heads, capacity], float32 or float16: the attention probabilities
+  void* output;             // [heads, headDim], model dtype
+  float scale;
+  int heads, kv_heads, head_dim;
+  long long capacity;
+  Element model, captured;
+};
+
+// The largest key capacity decode_attention supports for this head size and dtype on the current device (its scores
+// live in shared memory); 0 when the head size is not supported.
+long long decode_attention_max_keys(Element model, int head_dim);
+
+cudaError_t decode_attention(const DecodeAttentionArgs& a, cudaStream_t stream);
+
+// out[r, i] = silu(gate_up[r, i]) * gate_up[r, width + i], rounded as torch rounds silu's result and the product.
+cudaError_t silu_mul(const void* gate_up, void* out, long long rows, long long width, Element model, cudaStream_t stream);
+
+}  // namespace attnportal
