@@ -8,6 +8,8 @@ public static class Fixture
 {
     public static string Root => Path.Combine(AppContext.BaseDirectory, "Fixtures", "hf");
     public static string Checkpoint => Path.Combine(Root, "tiny-llava");
+    /// <summary>tiny-llava's geometry with bfloat16-representable weights at ordinary scales (tools/fixtures/make_bf16_fixture.py).</summary>
+    public static string Bf16Checkpoint => Path.Combine(Root, "tiny-llava-bf16");
     public static string Layout(string name) => Path.Combine(Root, "layouts", name);
     public static string Image(string name) => Path.Combine(Root, "images", name);
     public static string Run(string name) => Path.Combine(Root, "runs", name + ".safetensors");
