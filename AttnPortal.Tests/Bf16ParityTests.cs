@@ -88,32 +88,40 @@ public sealed class Bf16ParityTests
         Assert.True(logits <= Float32Tolerance, $"logits max abs diff {logits:E2}");
     }
 
+    /// <summary>
+    /// The 2e-2 target is not reachable by any bfloat16 implementation once attention is peaked: HF's own bfloat16 run
+    /// (on CUDA, committed as runs/bf16fx-*-hfbf16) is 5e-2–9e-2 from its float32 run here, as on tiny-llava
+    /// (bf16-report.json has the sweep: HF meets 2e-2 only where rows are near-uniform). So the engine in bfloat16 must
+    /// pick HF's tokens and be at least as close to HF float32 as HF's own bfloat16 is.
+    /// </summary>
     [Theory]
     [InlineData("wide-pad", "wide.png.pad")]
     [InlineData("tall-crop", "tall-alpha.png.crop")]
-    public void BFloat16OnCpuMatchesHfFloat32WithinTheTarget(string run, string frame)
+    public void BFloat16OnCpuIsAsCloseToHfFloat32AsHfBFloat16Is(string run, string frame)
     {
         var (result, inputIds, hfIds) = Generate(ScalarType.BFloat16, run, frame);
 
-        // One message with both figures: the rows are compared up to and including the first step whose id differs
-        // (until then both saw the same tokens), so a failure on the ids still says how far the rows were.
+        // One message with every figure: rows are compared up to and including the first step whose id differs (until
+        // then both saw the same tokens), so a failure on the ids still says how far the rows were.
         int common = Math.Min(result.Steps, hfIds.Length);
         int first = Enumerable.Range(0, common).FirstOrDefault(s => result.GeneratedIds[s] != hfIds[s], -1);
         int steps = first < 0 ? common : first + 1;
         int hfKeys = inputIds.Length + hfIds.Length - 1, rows = result.Layers * result.Heads;
         var hf = Fixture.Tensor<float>(Run(run), "attention");
-        var hfLogits = Fixture.Tensor<float>(Run(run), "step_logits");
-        double attention = 0;
+        var hfBf16 = Fixture.Tensor<float>(Run(run + "-hfbf16"), "attention");
+        Assert.Equal(hfIds, Fixture.Tensor<long>(Run(run + "-hfbf16"), "generated_ids"));
+        double engine = 0, hfOwn = 0;
         for (int row = 0; row < steps * rows; row++)
         {
             int keys = Math.Min(result.Keys, hfKeys); // past a row's visible keys both are zero
-            attention = Math.Max(attention, Fixture.MaxAbsDiff(result.Attention.AsSpan(row * result.Keys, keys), hf.AsSpan(row * hfKeys, keys)));
+            engine = Math.Max(engine, Fixture.MaxAbsDiff(result.Attention.AsSpan(row * result.Keys, keys), hf.AsSpan(row * hfKeys, keys)));
+            hfOwn = Math.Max(hfOwn, Fixture.MaxAbsDiff(hfBf16.AsSpan(row * hfKeys, keys), hf.AsSpan(row * hfKeys, keys)));
         }
-        double logits = Fixture.MaxAbsDiff(result.StepLogits!.AsSpan(0, steps * result.Vocab), hfLogits.AsSpan(0, steps * result.Vocab));
         bool idsEqual = result.GeneratedIds.SequenceEqual(hfIds);
         string message = $"{run}: ids {(idsEqual ? "equal" : first >= 0 ? $"differ from step {first}" : $"differ in length ({result.Steps} vs {hfIds.Length})")}; " +
-            $"attention max abs diff {attention:E2} over {steps} steps (target {BFloat16AttentionTarget:E0}); logits {logits:E2}";
-        Assert.True(idsEqual && attention <= BFloat16AttentionTarget, message);
+            $"attention max abs diff to HF float32 over {steps} steps: engine bfloat16 {engine:E2}, HF bfloat16 {hfOwn:E2} (issue target {BFloat16AttentionTarget:E0})";
+        Assert.True(hfOwn > BFloat16AttentionTarget, $"HF's own bfloat16 meets the target here ({hfOwn:E2}): the engine must too, test it against {BFloat16AttentionTarget:E0}");
+        Assert.True(idsEqual && engine <= hfOwn, message);
         Assert.Equal([3, 4], new[] { result.Layers, result.Heads });
     }
 }

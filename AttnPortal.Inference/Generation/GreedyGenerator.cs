@@ -112,7 +112,9 @@ public sealed class GreedyGenerator(LlavaForConditionalGeneration model, RotaryT
         bool eos = eosIds.Contains(generated[^1]);
 
         int steps = generated.Count, keys = promptLength + steps - 1;
-        if (device.type == DeviceType.CUDA) torch.cuda.synchronize(); // the speculative step must not outlive the run's view of the buffers
+        // A run stopped at EOS leaves its speculative step running; nothing here waits for it: the rows read below
+        // reached pinned memory before the fence of their step, and whatever touches the device buffers next (the
+        // logits copy, the next run's reset, freed memory reused by the allocator) is ordered after it on the stream.
         var attention = GC.AllocateUninitializedArray<float>(checked(steps * text.NumHiddenLayers * text.NumAttentionHeads * keys));
         using (var rows = torch.from_array(attention).view(steps, text.NumHiddenLayers, text.NumAttentionHeads, keys))
             rows.copy_(hostRows.narrow(0, 0, steps).narrow(3, 0, keys));

@@ -20,9 +20,11 @@ kill $sampler
 cat /tmp/engine.md
 # The same without CUDA graphs (eager decoding), for the record.
 ATTNPORTAL_CUDA_GRAPHS=0 cli bench --model $ckpt --image $fx/images/wide.png --runs $runs --max-new-tokens 32 --device cuda --dtype bfloat16 > /tmp/engine-eager.md
-python3 - "$gb" "$base" <<'PY'
+# And without the fused decoding kernels (op by op attention), to show what they bring.
+ATTNPORTAL_FUSED_KERNELS=0 cli bench --model $ckpt --image $fx/images/wide.png --runs $runs --max-new-tokens 32 --device cuda --dtype bfloat16 > /tmp/engine-unfused.md
+python3 - "$gb" "$base" "$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1)" <<'PY'
 import json, re, sys
-gb, base = float(sys.argv[1]), int(sys.argv[2])
+gb, base, gpu = float(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
 hf = json.load(open("/tmp/hf.json"))
 engine = open("/tmp/engine.md").read()
 peak = (max(int(x) for x in open("/tmp/mem.txt").read().split()) - base) / 1024
@@ -33,7 +35,7 @@ load = float(re.search(r"load: ([\d.]+) s", engine).group(1))
 rows = [r for r in engine.splitlines() if re.match(r"\| \d+ \|", r)]
 steps = int(rows[-1].split("|")[3])
 anchor = hf["eager_attentions"]["median_s"]
-print(f"\nLLaVA-1.5-7B shapes, bf16, H100; {hf['prompt_tokens']} prompt tokens + 32 new, greedy; median of {len(rows)} runs after a warm-up\n")
+print(f"\nLLaVA-1.5-7B shapes, bf16, {gpu}; {hf['prompt_tokens']} prompt tokens + 32 new, greedy; median of {len(rows)} runs after a warm-up\n")
 print("| system | median s | best s | new tokens/s | peak GPU GiB | vs HF eager+attentions |")
 print("|---|---|---|---|---|---|")
 for name, key in (("HF transformers 5.17, SDPA, no attentions", "sdpa"), ("HF transformers 5.17, eager + output_attentions", "eager_attentions")):
@@ -41,9 +43,11 @@ for name, key in (("HF transformers 5.17, SDPA, no attentions", "sdpa"), ("HF tr
     print(f"| {name} | {h['median_s']:.3f} | {h['best_s']:.3f} | {h['new_tokens'] / h['median_s']:.1f} | {h['peak_gib']:.1f} (max allocated) | {anchor / h['median_s']:.2f}x |")
 peak_text = f"{float(allocated.group(1)):.1f} (max allocated; nvidia-smi {peak:.1f})" if allocated else f"{peak:.1f} (nvidia-smi, incl. CUDA context)"
 print(f"| AttnPortal engine, every step/layer/head captured | {med:.3f} | {best:.3f} | {steps / med:.1f} | {peak_text} | {anchor / med:.2f}x |")
-eager = open("/tmp/engine-eager.md").read()
-emed = float(re.search(r"median total: ([\d.]+) ms", eager).group(1)) / 1000
-ebest = float(re.search(r"best total: ([\d.]+) ms", eager).group(1)) / 1000
-print(f"| same, CUDA graphs off (ATTNPORTAL_CUDA_GRAPHS=0) | {emed:.3f} | {ebest:.3f} | {steps / emed:.1f} | | {anchor / emed:.2f}x |")
+for path, label in (("/tmp/engine-unfused.md", "same, fused kernels off (ATTNPORTAL_FUSED_KERNELS=0)"),
+                    ("/tmp/engine-eager.md", "same, CUDA graphs off (ATTNPORTAL_CUDA_GRAPHS=0)")):
+    other = open(path).read()
+    omed = float(re.search(r"median total: ([\d.]+) ms", other).group(1)) / 1000
+    obest = float(re.search(r"best total: ([\d.]+) ms", other).group(1)) / 1000
+    print(f"| {label} | {omed:.3f} | {obest:.3f} | {steps / omed:.1f} | | {anchor / omed:.2f}x |")
 print(f"\nengine load: {gb:.2f} GB of safetensors in {load:.1f} s = {gb / load:.2f} GB/s")
 PY
