@@ -12,6 +12,9 @@ public static class Bench
         string model = a.Require("--model"), imagePath = a.Require("--image");
         string question = a.Get("--prompt") ?? "What is shown in this image?";
         int runs = a.Int("--runs", 5), maxNew = a.Int("--max-new-tokens", 32);
+        // Run i asks the question with i mod N extra sentences: N prompt lengths in turn, to exercise (and evict) the
+        // per-length prompt graphs and the workspace as a stream of different questions would.
+        int variants = a.Int("--prompt-variants", 1);
         var aspect = Commands.Aspect(a.Get("--image-aspect"));
         string? profile = a.Get("--profile");
         var schedule = Commands.Schedule(a.Get("--schedule"));
@@ -41,7 +44,8 @@ public static class Bench
             bool profiled = profile is not null && i == last;
             if (profiled) GpuDiagnostics.StartProfiler();
             if (gpuPeak) GpuDiagnostics.ResetPeakMemory();
-            var r = engine.Run(new InferenceRequest(image, question, Aspect: aspect, MaxNewTokens: maxNew, Schedule: schedule));
+            string asked = question + string.Concat(Enumerable.Repeat(" Answer in one short sentence.", i % Math.Max(1, variants)));
+            var r = engine.Run(new InferenceRequest(image, asked, Aspect: aspect, MaxNewTokens: maxNew, Schedule: schedule));
             if (profiled) GpuDiagnostics.StopProfiler(profile!);
             // Peak over the warm-up and timed runs (weights included), as HF's max_memory_allocated is read.
             long? runPeak = gpuPeak ? GpuDiagnostics.PeakAllocated() : null;

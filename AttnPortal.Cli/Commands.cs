@@ -25,10 +25,11 @@ public static class Commands
                   LLaVA-Alternating-Attn code computes them (changes alternating-cross only)
                   --image-alpha: drop (default) discards transparency like transformers and LLaVA (Image.convert("RGB"));
                   white composites transparent pixels over white
-          bench   --model DIR --image FILE [--prompt QUESTION] [--runs N] [--max-new-tokens N] [--device ...] [--dtype ...] [--schedule ...] [--profile TRACE.json]
+          bench   --model DIR --image FILE [--prompt QUESTION] [--runs N] [--max-new-tokens N] [--device ...] [--dtype ...] [--schedule ...] [--profile TRACE.json] [--prompt-variants N]
                   prints a table of load time, prefill, decode, tokens/s and peak memory
                   --profile: one more run under libtorch's profiler (GPU machine: needs the profiler shim), written
                   as a Chrome trace
+                  --prompt-variants: run i adds (i mod N) sentences to the question (N prompt lengths in turn)
           compare A.safetensors B.safetensors
                   max absolute differences between two artifacts (or an artifact and an HF reference)
         """;

@@ -32,7 +32,7 @@ public sealed record GenerationInput(
 public sealed class GreedyGenerator(LlavaForConditionalGeneration model, RotaryTables rope, Device device) : IDisposable
 {
     private DecodeWorkspace? _workspace;
-    private readonly VisionGraphs _vision = new(device);
+    private readonly ShapeGraphs _vision = new(device);
 
     public GenerationResult Generate(GenerationInput input, int maxNewTokens, IReadOnlySet<long> eosIds,
         bool saveLogits, Action<StepProgress>? progress = null, CancellationToken cancel = default)
@@ -84,8 +84,8 @@ public sealed class GreedyGenerator(LlavaForConditionalGeneration model, RotaryT
                 throw new ArgumentException($"the image gives {features.shape[0]} features but the prompt has {imageTokens} image positions");
             var promptImage = ws.IsImage.narrow(0, 0, promptLength).unsqueeze(0);
             var embeds = model.Model.PromptEmbeddings(ids, imageTokens > 0 ? promptImage : null, features);
-            var hidden = model.Model.LanguageModel.Prefill(embeds, rope, ws.Cache, ws.Capture, ws.Masks);
-            var logits = model.Logits(hidden.narrow(1, promptLength - 1, 1))[0, 0].to(ScalarType.Float32);
+            // The layers sum into their input in place: the recorded pass works on a copy of the fixed input buffer.
+            var logits = ws.Prompts.Run(embeds, fixedEmbeds => PromptLogits(ws, fixedEmbeds.clone()));
             logitsBuffer?[0].copy_(logits);
             ws.NextId.copy_(logits.argmax().view(1, 1));
         }
@@ -121,6 +121,14 @@ public sealed class GreedyGenerator(LlavaForConditionalGeneration model, RotaryT
         float[]? stepLogits = logitsBuffer?.narrow(0, 0, steps).cpu().data<float>().ToArray();
         return new GenerationResult([.. generated], attention, steps, text.NumHiddenLayers, text.NumAttentionHeads, keys,
             stepLogits, text.VocabSize, visionTime, prefillTime, clock.Elapsed - visionTime - prefillTime, eos);
+    }
+
+    /// <summary>The prompt through the language model (filling the cache and the capture's prompt rows): the float32
+    /// logits of its last position.</summary>
+    private Tensor PromptLogits(DecodeWorkspace ws, Tensor embeds)
+    {
+        var hidden = model.Model.LanguageModel.Prefill(embeds, rope, ws.Cache, ws.Capture, ws.Masks);
+        return model.Logits(hidden.narrow(1, embeds.shape[1] - 1, 1))[0, 0].to(ScalarType.Float32);
     }
 
     /// <summary>Enqueues decoding step <paramref name="step"/> (≥ 1): replayed when a graph was recorded; the first

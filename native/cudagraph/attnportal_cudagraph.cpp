@@ -3,12 +3,16 @@
 // the caching allocator share one process-wide CUDA state. Every function returns 0 on success; errors go to stderr.
 #include <ATen/cuda/CUDAEvent.h>
 #include <ATen/cuda/CUDAGraph.h>
+#include <c10/cuda/CUDAFunctions.h>
 #include <c10/cuda/CUDAStream.h>
 #include <cstdio>
-#include <optional>
+#include <map>
 
 namespace {
-std::optional<c10::cuda::CUDAStream> side_stream;
+// One capture stream for the process (per device), as torch.cuda.graph does: libtorch caches per-stream state (a
+// cuBLAS workspace of ~32 MiB per stream), so taking a new pool stream for each recording would add that much
+// allocated memory per graph until the pool's streams wrap round.
+std::map<c10::DeviceIndex, c10::cuda::CUDAStream> side_streams;
 
 template <typename F>
 int guarded(const char* what, F&& f) {
@@ -35,16 +39,15 @@ void* ap_graph_new() {
 // Capture needs a stream other than the legacy default one; libtorch launches on the "current" stream.
 int ap_side_stream_begin() {
   return guarded("side stream", [] {
-    side_stream = c10::cuda::getStreamFromPool();
-    c10::cuda::setCurrentCUDAStream(*side_stream);
+    const c10::DeviceIndex device = c10::cuda::current_device();
+    auto it = side_streams.find(device);
+    if (it == side_streams.end()) it = side_streams.emplace(device, c10::cuda::getStreamFromPool(false, device)).first;
+    c10::cuda::setCurrentCUDAStream(it->second);
   });
 }
 
 int ap_side_stream_end() {
-  return guarded("side stream end", [] {
-    c10::cuda::setCurrentCUDAStream(c10::cuda::getDefaultCUDAStream());
-    side_stream.reset();
-  });
+  return guarded("side stream end", [] { c10::cuda::setCurrentCUDAStream(c10::cuda::getDefaultCUDAStream()); });
 }
 
 // Thread-local capture: CUDA calls other threads make meanwhile (a finalizer freeing a tensor) do not break it.
