@@ -6,9 +6,9 @@ namespace AttnPortal.Inference.Generation;
 
 /// <summary>
 /// The device state of a run's decoding, kept from run to run of one engine: the KV cache, the fixed inputs and
-/// outputs of the decoding step, its CUDA graph and the prompt's, and the host buffers the steps' attention rows are copied into. A
-/// graph replays fixed addresses, so everything it touches must outlive the run; recording a step (~0.1 s for a 7B
-/// model) and pinning host memory are paid once per <see cref="Shape"/>, not per run.
+/// outputs of the decoding step, its CUDA graph and the prompt's, and the host buffers the steps' attention rows are
+/// copied into. A graph replays fixed addresses, so everything it touches must outlive the run; recording a step
+/// (~0.1 s for a 7B model) and pinning host memory are paid once per <see cref="Shape"/>, not per run.
 /// </summary>
 internal sealed class DecodeWorkspace : IDisposable
 {

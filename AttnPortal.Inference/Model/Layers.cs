@@ -37,7 +37,6 @@ public sealed class Linear : nn.Module<Tensor, Tensor>
     }
 
     public Tensor Weight => weight;
-    public Tensor? Bias => bias;
     public override Tensor forward(Tensor x) => nn.functional.linear(x, weight, bias);
 
     /// <summary>residual + x Wᵀ (+ b), accumulated into <paramref name="residual"/> by the matrix product itself

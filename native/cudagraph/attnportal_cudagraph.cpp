@@ -1,6 +1,7 @@
 // A C ABI over libtorch's at::cuda::CUDAGraph and CUDAEvent for AttnPortal's decoding loop (TorchSharp binds neither).
 // Built against the same libtorch the engine runs on (tools/gpu/build-cudagraph.sh), so the graph, TorchSharp's ops and
 // the caching allocator share one process-wide CUDA state. Every function returns 0 on success; errors go to stderr.
+#include "../common/guarded.h"
 #include <ATen/cuda/CUDAEvent.h>
 #include <ATen/cuda/CUDAGraph.h>
 #include <c10/cuda/CUDAFunctions.h>
@@ -16,13 +17,7 @@ std::map<c10::DeviceIndex, c10::cuda::CUDAStream> side_streams;
 
 template <typename F>
 int guarded(const char* what, F&& f) {
-  try {
-    f();
-    return 0;
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "attnportal_cudagraph %s: %s\n", what, e.what());
-    return 1;
-  }
+  return attnportal::guarded("attnportal_cudagraph", what, std::forward<F>(f));
 }
 }  // namespace
 

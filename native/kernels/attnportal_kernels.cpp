@@ -2,6 +2,7 @@
 // checked here so that a wrong shape is an error message, never an out-of-bounds kernel; kernels run on libtorch's
 // current stream, so they are recorded into CUDA graphs with the rest of the step. Built against the PyTorch the
 // engine runs on (tools/gpu/build-cudagraph.sh). Every function returns 0 on success; errors go to stderr.
+#include "../common/guarded.h"
 #include "decode_kernels.h"
 
 #include <ATen/ATen.h>
@@ -40,13 +41,7 @@ const at::Tensor& on_device(void* handle, const char* name, int64_t numel, int d
 
 template <typename F>
 int guarded(const char* what, F&& f) {
-  try {
-    f();
-    return 0;
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "attnportal_kernels %s: %s\n", what, e.what());
-    return 1;
-  }
+  return attnportal::guarded("attnportal_kernels", what, std::forward<F>(f));
 }
 
 void check(cudaError_t err) {
