@@ -12,8 +12,8 @@ public static class Bench
         string model = a.Require("--model"), imagePath = a.Require("--image");
         string question = a.Get("--prompt") ?? "What is shown in this image?";
         int runs = a.Int("--runs", 5), maxNew = a.Int("--max-new-tokens", 32);
-        // Run i asks the question with i mod N extra sentences: N prompt lengths in turn, to exercise (and evict) the
-        // per-length prompt graphs and the workspace as a stream of different questions would.
+        // Run i asks the question with i mod N extra sentences: N prompt lengths in turn, as a stream of different
+        // questions would (and, past a 128-key boundary, a decoding workspace with more room).
         int variants = a.Int("--prompt-variants", 1);
         var aspect = Commands.Aspect(a.Get("--image-aspect"));
         string? profile = a.Get("--profile");
@@ -61,6 +61,8 @@ public static class Bench
             if (i > 0 && !profiled) { totals.Add(total); rates.Add(rate); }
         }
         Console.WriteLine();
+        // What a worker's memory budget counts for this model (EngineCache): against the allocator's figures above.
+        Console.WriteLine($"resident between runs (worker budget): {engine.ResidentBytes / (double)(1L << 30):F2} GiB = weights {engine.ParameterBytes / (double)(1L << 30):F2} GiB + KV cache, buffers and graph pools {(engine.ResidentBytes - engine.ParameterBytes) / (double)(1L << 20):F0} MiB");
         Console.WriteLine($"median total: {Median(totals):F1} ms; best total: {(totals.Count > 0 ? totals.Min() : double.NaN):F1} ms; median decode: {Median(rates):F1} tokens/s; {(peakBytes is long p ? $"GPU peak allocated {p / (double)(1L << 30):F2} GiB; " : "")}{Memory()}");
         return Commands.ExitOk;
     }

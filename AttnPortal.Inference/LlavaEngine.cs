@@ -54,7 +54,13 @@ public sealed class LlavaEngine : IDisposable
     public IEnumerable<Tensor> Parameters => _model.parameters();
 
     /// <summary>Memory held by the weights on <see cref="Device"/>.</summary>
-    public long ParameterBytes => _model.parameters().Sum(p => p.numel() * p.ElementSize);
+    public long ParameterBytes => _model.parameters().Sum(p => p.Bytes());
+
+    /// <summary>
+    /// Memory the engine holds on <see cref="Device"/> between runs: the weights, and what the last run left for the
+    /// next one (KV cache, step buffers, recorded graphs' pools). A worker's memory budget counts this.
+    /// </summary>
+    public long ResidentBytes => ParameterBytes + _generator.WorkingBytes;
 
     /// <summary>
     /// The memory a checkpoint's weights will take at <paramref name="dtype"/>, from the safetensors headers alone

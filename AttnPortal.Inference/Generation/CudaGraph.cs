@@ -22,6 +22,7 @@ public sealed class CudaGraph : IDisposable
     [DllImport(Library)] private static extern int ap_side_stream_end();
     [DllImport(Library)] private static extern int ap_replay(IntPtr graph);
     [DllImport(Library)] private static extern void ap_graph_free(IntPtr graph);
+    [DllImport(Library)] private static extern long ap_memory_reserved();
     [DllImport(Library)] internal static extern IntPtr ap_event_new();
     [DllImport(Library)] internal static extern int ap_event_record(IntPtr evt);
     [DllImport(Library)] internal static extern int ap_event_synchronize(IntPtr evt);
@@ -36,7 +37,11 @@ public sealed class CudaGraph : IDisposable
 
     private static bool Enabled => ShimLoaded.Value && Environment.GetEnvironmentVariable("ATTNPORTAL_CUDA_GRAPHS") != "0";
 
-    private CudaGraph(IntPtr graph) => _graph = graph;
+    private CudaGraph(IntPtr graph, long poolBytes) => (_graph, PoolBytes) = (graph, poolBytes);
+
+    /// <summary>GPU memory the graph's private pool holds (its intermediate tensors live there between replays), as the
+    /// caching allocator's reserved memory grew while recording; 0 where unknown.</summary>
+    public long PoolBytes { get; }
 
     /// <summary>Whether <see cref="Capture"/> can record on <paramref name="device"/>: CUDA, with the shim, graphs not
     /// turned off.</summary>
@@ -51,15 +56,19 @@ public sealed class CudaGraph : IDisposable
     {
         if (!CanRecord(device)) throw new InvalidOperationException($"CUDA graphs cannot be recorded on {device}");
         var graph = ap_graph_new();
+        long poolBytes;
         torch.cuda.synchronize();
         Check(ap_side_stream_begin(), "side stream");
         try
         {
             step();
             torch.cuda.synchronize();
+            long before = ap_memory_reserved();
             Check(ap_capture_begin(graph), "capture begin");
             step();
             Check(ap_capture_end(graph), "capture end");
+            long after = ap_memory_reserved();
+            poolBytes = before >= 0 && after > before ? after - before : 0;
         }
         catch
         {
@@ -68,7 +77,7 @@ public sealed class CudaGraph : IDisposable
             throw;
         }
         Check(ap_side_stream_end(), "side stream end");
-        return new CudaGraph(graph);
+        return new CudaGraph(graph, poolBytes);
     }
 
     public void Replay() => Check(ap_replay(_graph), "replay");

@@ -6,14 +6,15 @@ namespace AttnPortal.Inference.Generation;
 
 /// <summary>
 /// The device state of a run's decoding, kept from run to run of one engine: the KV cache, the fixed inputs and
-/// outputs of the decoding step, its CUDA graph and the prompt's, and the host buffers the steps' attention rows are
-/// copied into. A graph replays fixed addresses, so everything it touches must outlive the run; recording a step
+/// outputs of the decoding step, its CUDA graph, and the host buffers the steps' attention rows are copied into. A
+/// graph replays fixed addresses, so everything it touches must outlive the run; recording a step
 /// (~0.1 s for a 7B model) and pinning host memory are paid once per <see cref="Shape"/>, not per run.
 /// </summary>
 internal sealed class DecodeWorkspace : IDisposable
 {
     /// <summary>What the recorded step depends on. Key capacity is rounded up so that prompts of similar length
-    /// (another image size, another question) share one workspace; keys beyond a run's own are masked.</summary>
+    /// (another image size, another question) share one workspace, and a run may use one with more room (up to twice
+    /// its own); keys beyond a run's own are masked.</summary>
     public sealed record Shape(long Capacity, ScalarType DType, AttentionSchedule Schedule, bool SeedDecoding, bool SaveLogits);
 
     public const long CapacityStep = 128;
@@ -33,11 +34,16 @@ internal sealed class DecodeWorkspace : IDisposable
     public Tensor? Logits { get; }
     /// <summary>The recorded step; null until the first decoding step on CUDA with the shim (always null elsewhere).</summary>
     public CudaGraph? Graph { get; set; }
-    /// <summary>The prompt's pass recorded per prompt length (it writes into this workspace's cache and capture).</summary>
-    public ShapeGraphs Prompts { get; }
     public StepFence Fence { get; }
 
     private Tensor? _hostCapture, _hostIds;
+
+    /// <summary>Device memory held from run to run: the cache, the step's buffers, the graphs (pinned host buffers are
+    /// not device memory).</summary>
+    public long DeviceBytes =>
+        Cache.Sum(l => l.Keys.Bytes() + l.Values.Bytes())
+        + new[] { IsImage, NextId, Position, Capture, Logits }.Sum(t => t?.Bytes() ?? 0)
+        + (Graph?.PoolBytes ?? 0);
 
     public DecodeWorkspace(Shape key, LlamaConfig text, Device device)
     {
@@ -52,7 +58,6 @@ internal sealed class DecodeWorkspace : IDisposable
         Capture = Keep(torch.zeros([text.NumHiddenLayers, text.NumAttentionHeads, key.Capacity], CaptureType(key.DType), device));
         Logits = key.SaveLogits ? Keep(torch.zeros(text.VocabSize, ScalarType.Float32, device)) : null;
         Fence = new StepFence(device);
-        Prompts = new ShapeGraphs(device);
     }
 
     /// <summary>
@@ -105,7 +110,6 @@ internal sealed class DecodeWorkspace : IDisposable
     public void Dispose()
     {
         Graph?.Dispose();
-        Prompts.Dispose();
         Fence.Dispose();
         foreach (var layer in Cache) layer.Dispose();
         foreach (var t in new[] { IsImage, NextId, Position, Capture, Logits, _hostCapture, _hostIds }) t?.Dispose();

@@ -34,6 +34,9 @@ public sealed class GreedyGenerator(LlavaForConditionalGeneration model, RotaryT
     private DecodeWorkspace? _workspace;
     private readonly ShapeGraphs _vision = new(device);
 
+    /// <summary>Device memory kept between runs besides the weights: the decoding workspace and the vision graphs.</summary>
+    public long WorkingBytes => (_workspace?.DeviceBytes ?? 0) + _vision.DeviceBytes;
+
     public GenerationResult Generate(GenerationInput input, int maxNewTokens, IReadOnlySet<long> eosIds,
         bool saveLogits, Action<StepProgress>? progress = null, CancellationToken cancel = default)
     {
@@ -84,8 +87,9 @@ public sealed class GreedyGenerator(LlavaForConditionalGeneration model, RotaryT
                 throw new ArgumentException($"the image gives {features.shape[0]} features but the prompt has {imageTokens} image positions");
             var promptImage = ws.IsImage.narrow(0, 0, promptLength).unsqueeze(0);
             var embeds = model.Model.PromptEmbeddings(ids, imageTokens > 0 ? promptImage : null, features);
-            // The layers sum into their input in place: the recorded pass works on a copy of the fixed input buffer.
-            var logits = ws.Prompts.Run(embeds, fixedEmbeds => PromptLogits(ws, fixedEmbeds.clone()));
+            // Eager, not recorded per prompt length: its large products keep the GPU busier than the host's launches
+            // (a recorded pass gained nothing on a 7B model and cost ~0.1 s to record for each new question length).
+            var logits = PromptLogits(ws, embeds);
             logitsBuffer?[0].copy_(logits);
             ws.NextId.copy_(logits.argmax().view(1, 1));
         }
@@ -154,7 +158,12 @@ public sealed class GreedyGenerator(LlavaForConditionalGeneration model, RotaryT
 
     private DecodeWorkspace Workspace(DecodeWorkspace.Shape shape)
     {
-        if (_workspace?.Key == shape) return _workspace;
+        // A workspace with room for more keys serves as well (keys beyond a run's own are masked), so questions of
+        // varied lengths keep one workspace and its recorded step instead of recording again at each capacity step;
+        // one with more than twice the room is replaced, so that one long run does not keep its cache for good.
+        if (_workspace?.Key is { } key && key with { Capacity = shape.Capacity } == shape
+            && key.Capacity >= shape.Capacity && key.Capacity <= 2 * shape.Capacity)
+            return _workspace;
         DropWorkspace();
         return _workspace = new DecodeWorkspace(shape, model.Config.Text, device);
     }

@@ -5,11 +5,12 @@ namespace AttnPortal.Inference.Generation;
 
 /// <summary>
 /// A function of one tensor recorded as a CUDA graph per input shape and replayed from a fixed input buffer: the
-/// vision tower and projector per pixel shape (LLaVA-1.5: one; anyres: one per tile count), the prompt's pass through
-/// the language model per prompt length. Run eagerly, their hundreds of small operations cost 10–30 ms of host time
-/// per run on a 7B LLaVA (more on a slow host); replayed, a few. The most recently used <see cref="Capacity"/> shapes
-/// are kept. Without the graph shim, or on the CPU, the function simply runs. It may not write into its input: the
-/// first call runs it twice on the same buffer (once to warm up, once replayed).
+/// vision tower and projector per pixel shape (LLaVA-1.5: one; anyres: one per tile count). Run eagerly, its hundreds
+/// of small operations take longer to launch than to compute; replayed, a few. (The prompt's pass through the language
+/// model stays eager: its products keep the GPU busier than the launches keep the host, and recorded per prompt
+/// length it gained nothing on a 7B model.) The most recently used <see cref="Capacity"/> shapes are kept. Without the
+/// graph shim, or on the CPU, the function simply runs. It may not write into its input: the first call runs it twice
+/// on the same buffer (once to warm up, once replayed).
 /// </summary>
 internal sealed class ShapeGraphs(Device device) : IDisposable
 {
@@ -26,6 +27,10 @@ internal sealed class ShapeGraphs(Device device) : IDisposable
     }
 
     private readonly List<(string Shape, Entry Entry)> _entries = []; // most recently used last
+
+    /// <summary>GPU memory the recorded graphs keep between runs: their input buffers and private pools (outputs
+    /// included).</summary>
+    public long DeviceBytes => _entries.Sum(e => e.Entry.Input.Bytes() + e.Entry.Graph.PoolBytes);
 
     /// <summary><paramref name="function"/>(<paramref name="input"/>), replayed when it was recorded for this shape.
     /// The result is the graph's own output buffer: read it before the next call.</summary>

@@ -1,4 +1,5 @@
 using AttnPortal.Inference;
+using AttnPortal.Inference.Images;
 using AttnPortal.Web.Services;
 using Microsoft.Extensions.Logging.Abstractions;
 
@@ -11,14 +12,24 @@ public sealed class EngineCacheTests
     private static readonly ModelOptions OneVision = new() { Name = "onevision", Path = Path.Combine(FamilyParityTests.Root, "tiny-onevision") };
     private static readonly ModelOptions Mistral = new() { Name = "mistral", Path = Path.Combine(FamilyParityTests.Root, "tiny-next-mistral") };
 
-    private static EngineCache Cache(double budgetGiB)
+    private static EngineCache Cache(double budgetGiB) => Cache(new WorkerOptions { ModelMemoryBudgetGiB = budgetGiB });
+
+    private static EngineCache Cache(WorkerOptions worker)
     {
-        var options = new PortalOptions { Worker = new WorkerOptions { ModelMemoryBudgetGiB = budgetGiB } };
+        var options = new PortalOptions { Worker = worker };
         return new EngineCache(new PortalPaths(Path.GetTempPath(), options), options, NullLogger<EngineCache>.Instance);
     }
 
-    private static double GiB(params ModelOptions[] models) =>
-        models.Sum(m => LlavaEngine.EstimateBytes(m.Path, m.DType)) / (double)(1L << 30);
+    private static InferenceRequest Question() =>
+        new(RgbImage.Load(Fixture.Image("wide.png")), "What is in the picture?", MaxNewTokens: 4);
+
+    /// <summary>What the models' weights take, loaded or estimated, whichever is more: the cache checks the estimate
+    /// before loading and the loaded weights after.</summary>
+    private static double GiB(params ModelOptions[] models) => models.Sum(m =>
+    {
+        using var engine = LlavaEngine.Load(m.Path);
+        return Math.Max(LlavaEngine.EstimateBytes(m.Path, m.DType), engine.ParameterBytes);
+    }) / (double)(1L << 30);
 
     [Fact]
     public void TheSecondRunOnAModelReusesItAndTheBudgetEvictsTheLeastRecentlyUsed()
@@ -42,6 +53,42 @@ public sealed class EngineCacheTests
         cache.ReleaseAllBut("mistral");
         Assert.Equal(["mistral"], cache.Loaded);
         Assert.All(llavaWeights, p => Assert.True(p.IsInvalid));
+    }
+
+    [Fact]
+    public void WhatARunLeavesResidentCountsInTheBudget()
+    {
+        var worker = new WorkerOptions { ModelMemoryBudgetGiB = 100 };
+        using var cache = Cache(worker);
+        var llava = cache.Get(Llava);
+        Assert.Equal(llava.ParameterBytes, llava.ResidentBytes); // nothing run yet
+        var result = llava.Run(Question());
+        // The KV cache alone: keys and values of every layer, float32, for at least the run's keys.
+        var text = llava.Config.Text;
+        long keys = result.Generation.Keys;
+        long cache1 = 2L * text.NumHiddenLayers * text.NumKeyValueHeads * text.HeadDim * 4;
+        long working = llava.ResidentBytes - llava.ParameterBytes;
+        Assert.InRange(working, cache1 * keys, 2 * cache1 * (keys + 128));
+
+        var onevision = cache.Get(OneVision);
+        // Room for both models' weights, llava's working memory and half of what a OneVision run will leave.
+        long oneVisionWorking;
+        using (var probe = LlavaEngine.Load(OneVision.Path))
+        {
+            probe.Run(Question());
+            oneVisionWorking = probe.ResidentBytes - probe.ParameterBytes;
+        }
+        Assert.True(oneVisionWorking > 0);
+        worker.ModelMemoryBudgetGiB = (llava.ResidentBytes + onevision.ParameterBytes + oneVisionWorking / 2) / (double)(1L << 30);
+        Assert.Same(onevision, cache.Get(OneVision));
+        Assert.Equal(["onevision", "llava"], cache.Loaded); // the weights fit
+
+        onevision.Run(Question());
+        Assert.Equal(oneVisionWorking, onevision.ResidentBytes - onevision.ParameterBytes);
+        var onevisionWeights = onevision.Parameters.ToList();
+        Assert.Same(llava, cache.Get(Llava)); // over the budget now: OneVision, the least recently used, goes
+        Assert.Equal(["llava"], cache.Loaded);
+        Assert.All(onevisionWeights, p => Assert.True(p.IsInvalid));
     }
 
     [Fact]

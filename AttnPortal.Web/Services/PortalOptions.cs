@@ -16,8 +16,9 @@ public sealed class PortalOptions
 
 public sealed class WorkerOptions
 {
-    /// <summary>Memory the loaded models may hold together, in GiB of weights at their configured dtype. Models stay
-    /// loaded between jobs and the least recently used is unloaded to make room; 0 keeps only the last model.</summary>
+    /// <summary>Memory the loaded models may hold together, in GiB: weights at their configured dtype and what their last
+    /// runs keep (KV cache, recorded graphs). Models stay loaded between jobs and the least recently used is unloaded
+    /// to make room; 0 keeps only the last model.</summary>
     public double ModelMemoryBudgetGiB { get; set; }
 }
 

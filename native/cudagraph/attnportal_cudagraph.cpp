@@ -4,6 +4,7 @@
 #include "../common/guarded.h"
 #include <ATen/cuda/CUDAEvent.h>
 #include <ATen/cuda/CUDAGraph.h>
+#include <c10/cuda/CUDACachingAllocator.h>
 #include <c10/cuda/CUDAFunctions.h>
 #include <c10/cuda/CUDAStream.h>
 #include <cstdio>
@@ -61,6 +62,17 @@ int ap_replay(void* graph) {
 }
 
 void ap_graph_free(void* graph) { delete static_cast<at::cuda::CUDAGraph*>(graph); }
+
+// Bytes the caching allocator holds from CUDA on the current device (torch.cuda.memory_reserved); -1 on failure. Read
+// around a recording, it gives the graph's private pool, which stays reserved while the graph lives.
+long long ap_memory_reserved() {
+  try {
+    return c10::cuda::CUDACachingAllocator::getDeviceStats(c10::cuda::current_device()).reserved_bytes[0].current;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "attnportal_cudagraph memory: %s\n", e.what());
+    return -1;
+  }
+}
 
 // An event lets the host wait for one point of the stream (a step's outputs copied out) while later work (the next
 // step, already launched) keeps the GPU busy; a stream synchronisation would wait for that too.
