@@ -8,8 +8,10 @@ namespace AttnPortal.Inference.Model;
 /// <summary>
 /// Fused CUDA kernels for a decoding step (<c>native/kernels</c>, built on a GPU machine against its PyTorch by
 /// tools/gpu/build-cudagraph.sh): a layer's whole decoding attention (rotation, cache write, scores, mask, softmax,
-/// captured row, value product) in one kernel instead of ~11 TorchSharp ops, and the MLP's silu·up in one. Their
-/// numbers are HF's eager ones, as the op-by-op path's are. Without the library, on the CPU, or with
+/// captured row, value product) in one kernel instead of ~11 TorchSharp ops, the MLP's silu·up in one, and the step's
+/// weight products (one input row) as a matrix-vector product that streams the weights faster than cuBLAS does. Their
+/// numbers are HF's eager ones, as the op-by-op path's are (the products round once, as cuBLAS does; only the order
+/// of the float32 sums differs). Without the library, on the CPU, or with
 /// <c>ATTNPORTAL_FUSED_KERNELS=0</c>, the op-by-op path runs.
 /// </summary>
 public static class DecodeKernels
@@ -20,6 +22,7 @@ public static class DecodeKernels
     [DllImport(Library)] private static extern int ap_decode_attention(IntPtr qkv, IntPtr cos, IntPtr sin, IntPtr position,
         IntPtr keys, IntPtr values, IntPtr mask, double scale, IntPtr capture, IntPtr output, int heads);
     [DllImport(Library)] private static extern int ap_silu_mul(IntPtr gateUp, IntPtr output);
+    [DllImport(Library)] private static extern int ap_gemv(IntPtr input, IntPtr weight, IntPtr addend, IntPtr output);
 
     private static readonly Lazy<bool> Loaded = new(() =>
         Environment.GetEnvironmentVariable("ATTNPORTAL_FUSED_KERNELS") != "0"
@@ -57,6 +60,32 @@ public static class DecodeKernels
         Check(ap_silu_mul(gateUp.Handle, output.Handle), "silu_mul");
         return output;
     }
+
+    // Opt-in (ATTNPORTAL_GEMV=1) until checked on the GPU: the same kernel design (a warp a row, four 16-byte loads in
+    // flight a lane) beat cuBLAS in a standalone benchmark, but this build of it has not run yet. To check:
+    // tools/gpu/gemv-bench.sh, then verify-cuda.sh and bench-7b.sh with ATTNPORTAL_GEMV=1.
+    private static readonly bool GemvOn = Environment.GetEnvironmentVariable("ATTNPORTAL_GEMV") == "1";
+
+    /// <summary>Whether <see cref="Multiply"/> serves x Wᵀ: one input row (a decoding step), on CUDA, in the weight's
+    /// dtype, everything contiguous and rows of whole 16-byte chunks.</summary>
+    internal static bool CanMultiply(Tensor x, Tensor weight) =>
+        GemvOn && Available(weight.device) && weight.dtype is (ScalarType.Float32 or ScalarType.Float16 or ScalarType.BFloat16)
+        && x.dtype == weight.dtype && x.numel() == weight.shape[1] && x.is_contiguous() && weight.is_contiguous()
+        && Aligned(x) && Aligned(weight) && weight.shape[1] * weight.ElementSize % 16 == 0;
+
+    private static bool Aligned(Tensor t) => t.storage_offset() * t.ElementSize % 16 == 0;
+
+    /// <summary>x Wᵀ (+ <paramref name="bias"/>) for one row x (<see cref="CanMultiply"/>), shaped [.., out] like x.</summary>
+    internal static Tensor Multiply(Tensor x, Tensor weight, Tensor? bias)
+    {
+        var output = torch.empty([.. x.shape[..^1], weight.shape[0]], x.dtype, x.device);
+        Check(ap_gemv(x.Handle, weight.Handle, bias?.Handle ?? IntPtr.Zero, output.Handle), "gemv");
+        return output;
+    }
+
+    /// <summary><paramref name="residual"/> += x Wᵀ in place, one rounding (as addmm_ with the residual).</summary>
+    internal static void AddProduct(Tensor residual, Tensor x, Tensor weight) =>
+        Check(ap_gemv(x.Handle, weight.Handle, residual.Handle, residual.Handle), "gemv");
 
     private static void Check(int status, string what)
     {

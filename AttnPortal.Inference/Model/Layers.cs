@@ -37,7 +37,9 @@ public sealed class Linear : nn.Module<Tensor, Tensor>
     }
 
     public Tensor Weight => weight;
-    public override Tensor forward(Tensor x) => nn.functional.linear(x, weight, bias);
+    public override Tensor forward(Tensor x) => DecodeKernels.CanMultiply(x, weight)
+        ? DecodeKernels.Multiply(x, weight, bias)
+        : nn.functional.linear(x, weight, bias);
 
     /// <summary>residual + x Wᵀ (+ b), accumulated into <paramref name="residual"/> by the matrix product itself
     /// (one kernel instead of a product and an addition). <paramref name="residual"/> must be contiguous and the
@@ -45,7 +47,8 @@ public sealed class Linear : nn.Module<Tensor, Tensor>
     public Tensor AddTo(Tensor residual, Tensor x)
     {
         var flat = residual.view(-1, residual.shape[^1]);
-        flat.addmm_(x.reshape(-1, x.shape[^1]), weight.t());
+        if (DecodeKernels.CanMultiply(x, weight) && flat.shape[0] == 1) DecodeKernels.AddProduct(flat, x, weight);
+        else flat.addmm_(x.reshape(-1, x.shape[^1]), weight.t());
         if (bias is not null) flat.add_(bias);
         return residual;
     }
@@ -76,7 +79,9 @@ public sealed class FusedLinear : IDisposable
     public IReadOnlyList<Linear> Parts { get; }
 
     /// <summary>Every part's output, concatenated on the last dimension in the order of the parts.</summary>
-    public Tensor Forward(Tensor x) => nn.functional.linear(x, _weight, _bias);
+    public Tensor Forward(Tensor x) => DecodeKernels.CanMultiply(x, _weight)
+        ? DecodeKernels.Multiply(x, _weight, _bias)
+        : nn.functional.linear(x, _weight, _bias);
 
     /// <summary>The shared storage (the parts' own handles are disposed with their module).</summary>
     public void Dispose()

@@ -101,6 +101,28 @@ int ap_decode_attention(void* qkv, void* cos, void* sin, void* position, void* k
   });
 }
 
+// weight: [n, k]; input: k elements; addend: null or n elements (may be output itself); output: n elements; one dtype.
+int ap_gemv(void* input, void* weight, void* addend, void* output) {
+  return guarded("gemv", [&] {
+    const at::Tensor& w = tensor(weight);
+    require(w.is_cuda() && w.dim() == 2 && w.is_contiguous(), "weight must be a contiguous [n, k] CUDA tensor");
+    const int device = w.get_device();
+    c10::cuda::CUDAGuard guard(device);
+    const Element model = element(w, "weight");
+    const int64_t n = w.size(0), k = w.size(1);
+    require(k % (int64_t)(16 / attnportal::element_size(model)) == 0, "weight rows must be a multiple of 16 bytes");
+    const at::Tensor& x = on_device(input, "input", k, device);
+    const at::Tensor& out = on_device(output, "output", n, device);
+    const at::Tensor* add = addend ? &on_device(addend, "addend", n, device) : nullptr;
+    for (const at::Tensor* t : {&x, &out, add})
+      require(!t || t->scalar_type() == w.scalar_type(), "input, addend and output must have the weight's dtype");
+    require((uintptr_t)w.data_ptr() % 16 == 0 && (uintptr_t)x.data_ptr() % 16 == 0,
+            "weight and input must be 16-byte aligned");
+    check(attnportal::gemv(w.data_ptr(), x.data_ptr(), add ? add->data_ptr() : nullptr, out.data_ptr(), n, k, model,
+                           c10::cuda::getCurrentCUDAStream(device).stream()));
+  });
+}
+
 // gate_up: [.., 2 width]; output: [.., width], same dtype.
 int ap_silu_mul(void* gate_up, void* output) {
   return guarded("silu_mul", [&] {

@@ -35,4 +35,11 @@ cudaError_t decode_attention(const DecodeAttentionArgs& a, cudaStream_t stream);
 // out[r, i] = silu(gate_up[r, i]) * gate_up[r, width + i], rounded as torch rounds silu's result and the product.
 cudaError_t silu_mul(const void* gate_up, void* out, long long rows, long long width, Element model, cudaStream_t stream);
 
+// out[n] = addend[n] + sum_k weight[n, k] input[k] for one input row (a decoding step's products, which read the
+// weights once and are bound by that): float32 sums, one rounding to the model dtype at the end, as cuBLAS rounds.
+// addend may be null or equal to out (a residual summed in place); weight rows are 16-byte aligned (k a multiple of
+// 16 bytes' worth of elements).
+cudaError_t gemv(const void* weight, const void* input, const void* addend, void* out, long long n, long long k,
+                 Element model, cudaStream_t stream);
+
 }  // namespace attnportal
