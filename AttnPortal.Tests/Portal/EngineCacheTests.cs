@@ -66,9 +66,9 @@ public sealed class EngineCacheTests
         // The KV cache alone: keys and values of every layer, float32, for at least the run's keys.
         var text = llava.Config.Text;
         long keys = result.Generation.Keys;
-        long cache1 = 2L * text.NumHiddenLayers * text.NumKeyValueHeads * text.HeadDim * 4;
+        long bytesPerKey = 2L * text.NumHiddenLayers * text.NumKeyValueHeads * text.HeadDim * 4;
         long working = llava.ResidentBytes - llava.ParameterBytes;
-        Assert.InRange(working, cache1 * keys, 2 * cache1 * (keys + 128));
+        Assert.InRange(working, bytesPerKey * keys, 2 * bytesPerKey * (keys + 128));
 
         var onevision = cache.Get(OneVision);
         // Room for both models' weights, llava's working memory and half of what a OneVision run will leave.
