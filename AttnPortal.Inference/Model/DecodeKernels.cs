@@ -12,7 +12,7 @@ namespace AttnPortal.Inference.Model;
 /// weight products (one input row) as a matrix-vector product that streams the weights faster than cuBLAS does. Their
 /// numbers are HF's eager ones, as the op-by-op path's are (the products round once, as cuBLAS does; only the order
 /// of the float32 sums differs). Without the library, on the CPU, or with
-/// <c>ATTNPORTAL_FUSED_KERNELS=0</c>, the op-by-op path runs.
+/// <c>ATTNPORTAL_FUSED_KERNELS=0</c>, the op-by-op path runs; <c>ATTNPORTAL_GEMV=0</c> turns off the products alone.
 /// </summary>
 public static class DecodeKernels
 {
@@ -61,15 +61,16 @@ public static class DecodeKernels
         return output;
     }
 
-    // Opt-in (ATTNPORTAL_GEMV=1) until checked on the GPU: the same kernel design (a warp a row, four 16-byte loads in
-    // flight a lane) beat cuBLAS in a standalone benchmark, but this build of it has not run yet. To check:
-    // tools/gpu/gemv-bench.sh, then verify-cuda.sh and bench-7b.sh with ATTNPORTAL_GEMV=1.
-    private static readonly bool GemvOn = Environment.GetEnvironmentVariable("ATTNPORTAL_GEMV") == "1";
+    // ATTNPORTAL_GEMV=0 leaves the step's products to cuBLAS (for comparison: tools/gpu/bench-7b.sh times both).
+    private static readonly bool GemvOn = Environment.GetEnvironmentVariable("ATTNPORTAL_GEMV") != "0";
+
+    /// <summary>Whether a decoding step's weight products run as the hand-written GEMV on <paramref name="device"/>.</summary>
+    public static bool GemvAvailable(Device device) => GemvOn && Available(device);
 
     /// <summary>Whether <see cref="Multiply"/> serves x Wᵀ: one input row (a decoding step), on CUDA, in the weight's
     /// dtype, everything contiguous and rows of whole 16-byte chunks.</summary>
     internal static bool CanMultiply(Tensor x, Tensor weight) =>
-        GemvOn && Available(weight.device) && weight.dtype is (ScalarType.Float32 or ScalarType.Float16 or ScalarType.BFloat16)
+        GemvAvailable(weight.device) && weight.dtype is (ScalarType.Float32 or ScalarType.Float16 or ScalarType.BFloat16)
         && x.dtype == weight.dtype && x.numel() == weight.shape[1] && x.is_contiguous() && weight.is_contiguous()
         && Aligned(x) && Aligned(weight) && weight.shape[1] * weight.ElementSize % 16 == 0;
 

@@ -9,8 +9,8 @@ bash .gpu/on-gpu.sh dotnet .gpu/app/AttnPortal.Cli.dll bench --model ${CKPT:-/tm
 head -8 /tmp/leak.md; echo "..."; tail -5 /tmp/leak.md
 python3 - <<'PY'
 rows = [r.split("|") for r in open("/tmp/leak.md") if r.startswith("| ") and r.split("|")[1].strip().isdigit()]
-alloc = [int(r[9]) for r in rows if r[9].strip()]
-total = [float(r[7]) for r in rows]
+alloc = [int(r[10]) for r in rows if r[10].strip()]
+total = [float(r[8]) for r in rows]
 if alloc:
     print(f"\nGPU allocated after run 1 / 50 / {len(alloc)}: {alloc[0]} / {alloc[len(alloc) // 2 - 1]} / {alloc[-1]} MiB; "
           f"max - min over all runs: {max(alloc) - min(alloc)} MiB")
@@ -25,7 +25,7 @@ bash .gpu/on-gpu.sh dotnet .gpu/app/AttnPortal.Cli.dll bench --model ${CKPT:-/tm
 echo; echo "== 6 prompt lengths in turn"; head -12 /tmp/leak-varied.md | tail -8; echo "..."; tail -4 /tmp/leak-varied.md
 python3 - <<'PY'
 rows = [r.split("|") for r in open("/tmp/leak-varied.md") if r.startswith("| ") and r.split("|")[1].strip().isdigit()]
-alloc = [int(r[9]) for r in rows if r[9].strip()]
+alloc = [int(r[10]) for r in rows if r[10].strip()]
 if alloc:
     print(f"GPU allocated after runs 1-6: {alloc[:6]} MiB; after the last 6: {alloc[-6:]} MiB; max - min over runs 7-: "
           f"{max(alloc[6:]) - min(alloc[6:])} MiB; last run - run 6: {alloc[-1] - alloc[5]} MiB")
