@@ -110,4 +110,25 @@ public sealed class ImagePreprocessingTests
         var e = Assert.Throws<InvalidDataException>(() => RgbImage.Load(Fixture.Image("wide.png"), maxPixels: 1000));
         Assert.Contains("above the limit of 1000", e.Message);
     }
+
+    [Theory]
+    [InlineData(ResampleFilter.Bicubic, false)]
+    [InlineData(ResampleFilter.Bicubic, true)]
+    [InlineData(ResampleFilter.Lanczos, false)]
+    public void PhotoSizedResizesInParallelBandsGiveTheBytesOfOneRowAtATime(ResampleFilter filter, bool padded)
+    {
+        // A photo's resize is split across cores in bands of rows; a single output row (a window) runs on one thread.
+        var rgb = new byte[1600 * 1200 * 3];
+        new Random(7).NextBytes(rgb);
+        var source = padded ? new RgbCanvas(rgb, 1600, 1200, 1600, 1600, 0, 200, 122, 116, 104) : new RgbCanvas(rgb, 1600, 1200);
+        int w = 336, h = padded ? 336 : 252;
+        var whole = new byte[w * h * 3];
+        PillowResampler.Resize(source, w, h, filter, new PixelWindow(0, 0, w, h), whole);
+        var row = new byte[w * 3];
+        for (int y = 0; y < h; y++)
+        {
+            PillowResampler.Resize(source, w, h, filter, new PixelWindow(0, y, w, 1), row);
+            Assert.True(row.AsSpan().SequenceEqual(whole.AsSpan(y * w * 3, w * 3)), $"output row {y} differs");
+        }
+    }
 }

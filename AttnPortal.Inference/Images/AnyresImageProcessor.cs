@@ -1,3 +1,5 @@
+using System.Buffers;
+
 namespace AttnPortal.Inference.Images;
 
 /// <summary>The vision tower's input for one anyres image.</summary>
@@ -43,33 +45,39 @@ public sealed class AnyresImageProcessor
         int top = (best.Height - fit.Height) / 2, left = (best.Width - fit.Width) / 2;
         int tilesHigh = best.Height / tile, tilesWide = best.Width / tile;
         int views = tilesHigh * tilesWide + 1, plane = 3 * tile * tile;
-        var pixels = new float[checked(views * plane)];
+        // Every value is written below; the resized images are pooled (fresh pages cost more than the resize).
+        var pixels = GC.AllocateUninitializedArray<float>(checked(views * plane));
+        var pool = ArrayPool<byte>.Shared;
+        byte[] baseView = pool.Rent(plane), resized = pool.Rent(checked(fit.Width * fit.Height * 3)), block = pool.Rent(plane);
+        try
+        {
+            Resize(image, tile, tile, baseView);
+            ClipImageProcessor.Normalise(baseView.AsSpan(0, plane), _lookup, pixels.AsSpan(0, plane));
 
-        var baseView = Resize(image, tile, tile);
-        ClipImageProcessor.Normalise(baseView, _lookup, pixels.AsSpan(0, plane));
-
-        var resized = Resize(image, fit.Width, fit.Height);
-        var block = new byte[plane];
-        for (int ty = 0; ty < tilesHigh; ty++)
-            for (int tx = 0; tx < tilesWide; tx++)
-            {
-                // The tile's window on the canvas, less the resized image's offset, gives its rows and columns in the image.
-                int y0 = ty * tile - top, x0 = tx * tile - left;
-                int xFrom = Math.Max(0, -x0), xTo = Math.Min(tile, fit.Width - x0);
-                Array.Clear(block);
-                for (int y = Math.Max(0, -y0); y < Math.Min(tile, fit.Height - y0) && xTo > xFrom; y++)
-                    resized.AsSpan(((y0 + y) * fit.Width + x0 + xFrom) * 3, (xTo - xFrom) * 3)
-                        .CopyTo(block.AsSpan((y * tile + xFrom) * 3));
-                ClipImageProcessor.Normalise(block, _lookup, pixels.AsSpan((1 + ty * tilesWide + tx) * plane, plane));
-            }
+            Resize(image, fit.Width, fit.Height, resized);
+            for (int ty = 0; ty < tilesHigh; ty++)
+                for (int tx = 0; tx < tilesWide; tx++)
+                {
+                    // The tile's window on the canvas, less the resized image's offset, gives its rows and columns in the image.
+                    int y0 = ty * tile - top, x0 = tx * tile - left;
+                    int xFrom = Math.Max(0, -x0), xTo = Math.Min(tile, fit.Width - x0);
+                    Array.Clear(block, 0, plane);
+                    for (int y = Math.Max(0, -y0); y < Math.Min(tile, fit.Height - y0) && xTo > xFrom; y++)
+                        resized.AsSpan(((y0 + y) * fit.Width + x0 + xFrom) * 3, (xTo - xFrom) * 3)
+                            .CopyTo(block.AsSpan((y * tile + xFrom) * 3));
+                    ClipImageProcessor.Normalise(block.AsSpan(0, plane), _lookup, pixels.AsSpan((1 + ty * tilesWide + tx) * plane, plane));
+                }
+        }
+        finally
+        {
+            pool.Return(baseView);
+            pool.Return(resized);
+            pool.Return(block);
+        }
         return new AnyresImage(pixels, views, tile, best, size);
     }
 
-    private byte[] Resize(RgbImage image, int width, int height)
-    {
-        var output = new byte[checked(width * height * 3)];
+    private void Resize(RgbImage image, int width, int height, byte[] output) =>
         PillowResampler.Resize(new RgbCanvas(image.Pixels, image.Width, image.Height), width, height, Config.Resample,
             new PixelWindow(0, 0, width, height), output);
-        return output;
-    }
 }

@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Runtime.CompilerServices;
 
 namespace AttnPortal.Inference.Images;
@@ -64,11 +65,12 @@ public sealed class ClipImageProcessor
         else
         {
             // Crop larger than the resized image: transformers centres it on zeros.
-            var block = new byte[window.Width * window.Height * 3];
+            var block = ArrayPool<byte>.Shared.Rent(window.Width * window.Height * 3);
             PillowResampler.Resize(canvas, resizedW, resizedH, cfg.Resample, window, block);
             for (int y = 0; y < window.Height; y++)
                 block.AsSpan(y * window.Width * 3, window.Width * 3)
                     .CopyTo(frame.AsSpan(((cropY.Target + y) * frameW + cropX.Target) * 3));
+            ArrayPool<byte>.Shared.Return(block);
         }
 
         // 4. rescale and normalise, HWC bytes -> CHW floats.
@@ -85,7 +87,7 @@ public sealed class ClipImageProcessor
 
     private static float[] Normalise(byte[] frame, float[] lookup)
     {
-        var pixels = new float[frame.Length];
+        var pixels = GC.AllocateUninitializedArray<float>(frame.Length); // every value is written
         Normalise(frame, lookup, pixels);
         return pixels;
     }

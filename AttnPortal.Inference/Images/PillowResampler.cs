@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Runtime.CompilerServices;
 
 namespace AttnPortal.Inference.Images;
@@ -19,7 +20,8 @@ public enum ResampleFilter
 /// when its dimension is unchanged; the filter support is widened by the downscale factor (antialiasing);
 /// per-output weights are computed in double, normalised to sum 1, rounded to fixed point with
 /// <see cref="PrecisionBits"/> fractional bits, accumulated in 32-bit integers from a rounding offset of one half,
-/// and clipped to 0..255 after each pass.
+/// and clipped to 0..255 after each pass. Output rows are independent, so a large resize (a photo) is split across
+/// cores in bands of rows, which changes no byte.
 /// </summary>
 public static class PillowResampler
 {
@@ -46,7 +48,7 @@ public static class PillowResampler
     /// exact), writing them as a tightly packed HWC RGB block of window size into <paramref name="destination"/>.
     /// </summary>
     internal static void Resize(in RgbCanvas source, int outWidth, int outHeight, ResampleFilter filter,
-        PixelWindow window, Span<byte> destination)
+        PixelWindow window, byte[] destination)
     {
         if (window.X < 0 || window.Y < 0 || window.Width <= 0 || window.Height <= 0
             || window.X + window.Width > outWidth || window.Y + window.Height > outHeight)
@@ -72,52 +74,77 @@ public static class PillowResampler
             HorizontalPass(source, horizontal, window.X, window.Width, rowFirst, rowEnd, destination);
             return;
         }
-        var temp = new byte[(rowEnd - rowFirst) * rowBytes];
-        HorizontalPass(source, horizontal, window.X, window.Width, rowFirst, rowEnd, temp);
-        VerticalPass(temp, rowBytes, rowFirst, vertical!, destination);
+        // Pooled: a fresh buffer of this size is fresh pages, which cost more than the pass that fills them.
+        var temp = ArrayPool<byte>.Shared.Rent((rowEnd - rowFirst) * rowBytes);
+        try
+        {
+            HorizontalPass(source, horizontal, window.X, window.Width, rowFirst, rowEnd, temp);
+            VerticalPass(temp, rowBytes, rowFirst, vertical!, destination);
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(temp);
+        }
+    }
+
+    /// <summary>Multiply-adds below which a band of rows is not worth a task of its own.</summary>
+    private const long WorkPerBand = 1 << 20;
+
+    /// <summary>Runs <paramref name="band"/>(first, end) over [0, <paramref name="rows"/>) in bands, in parallel when
+    /// the work is large enough: most model inputs are small images, for which a task costs more than it saves.</summary>
+    private static void ForEachBand(int rows, long workPerRow, Action<int, int> band)
+    {
+        int bands = (int)Math.Clamp(rows * workPerRow / WorkPerBand, 1, Math.Min(rows, Environment.ProcessorCount));
+        if (bands == 1) band(0, rows);
+        else Parallel.For(0, bands, b => band((int)((long)rows * b / bands), (int)((long)rows * (b + 1) / bands)));
     }
 
     /// <summary>Horizontal pass over source rows [rowFirst, rowEnd) into packed rows of the window's width
     /// (a plain copy of columns [x0, x0 + outCount) when <paramref name="weights"/> is null).</summary>
     private static void HorizontalPass(in RgbCanvas source, ResampleWeights? weights, int x0, int outCount,
-        int rowFirst, int rowEnd, Span<byte> output)
+        int rowFirst, int rowEnd, byte[] output)
     {
+        var canvas = source;
         int rowBytes = outCount * 3;
         if (weights is null)
         {
-            var scratch = new byte[source.Width * 3];
+            var scratch = new byte[canvas.Width * 3];
             for (int y = rowFirst; y < rowEnd; y++)
-                source.Row(y, scratch).Slice(x0 * 3, rowBytes).CopyTo(output.Slice((y - rowFirst) * rowBytes, rowBytes));
+                canvas.Row(y, scratch).Slice(x0 * 3, rowBytes).CopyTo(output.AsSpan((y - rowFirst) * rowBytes, rowBytes));
             return;
         }
         // Padding makes whole rows, and the outer columns of image rows, plain background: resample a background
         // row once, and on image rows compute only the outputs whose filter reaches the image (exact: the others
         // read background pixels only, with the same weights).
-        var (imageStart, imageEnd) = source.ImageColumns;
+        var (imageStart, imageEnd) = canvas.ImageColumns;
         int computeFirst = 0, computeEnd = outCount;
         byte[]? background = null;
-        if (source.HasPadding)
+        if (canvas.HasPadding)
         {
             background = new byte[rowBytes];
-            ResampleRow(source.BackgroundRow, weights, 0, outCount, background);
+            ResampleRow(canvas.BackgroundRow, weights, 0, outCount, background);
             while (computeFirst < outCount && weights.First[computeFirst] + weights.Count[computeFirst] <= imageStart)
                 computeFirst++;
             computeEnd = computeFirst;
             while (computeEnd < outCount && weights.First[computeEnd] < imageEnd)
                 computeEnd++;
         }
-        var rowScratch = new byte[source.Width * 3];
-        for (int y = rowFirst; y < rowEnd; y++)
+        ForEachBand(rowEnd - rowFirst, (long)(computeEnd - computeFirst) * weights.KernelSize * 3, (first, end) =>
         {
-            var dst = output.Slice((y - rowFirst) * rowBytes, rowBytes);
-            if (background is not null)
+            var rowScratch = ArrayPool<byte>.Shared.Rent(canvas.Width * 3);
+            for (int y = rowFirst + first; y < rowFirst + end; y++)
             {
-                background.CopyTo(dst);
-                if (source.IsBackgroundRow(y))
-                    continue;
+                var dst = output.AsSpan((y - rowFirst) * rowBytes, rowBytes);
+                if (background is not null)
+                {
+                    background.CopyTo(dst);
+                    if (canvas.IsBackgroundRow(y))
+                        continue;
+                }
+                ResampleRow(canvas.Row(y, rowScratch), weights, computeFirst, computeEnd, dst);
             }
-            ResampleRow(source.Row(y, rowScratch), weights, computeFirst, computeEnd, dst);
-        }
+            ArrayPool<byte>.Shared.Return(rowScratch);
+        });
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
@@ -146,17 +173,25 @@ public static class PillowResampler
         }
     }
 
+    private static void VerticalPass(byte[] temp, int rowBytes, int rowFirst, ResampleWeights weights, byte[] output) =>
+        ForEachBand(weights.First.Length, (long)rowBytes * weights.KernelSize, (first, end) =>
+        {
+            var acc = ArrayPool<int>.Shared.Rent(rowBytes);
+            VerticalRows(temp, rowBytes, rowFirst, weights, first, end, acc.AsSpan(0, rowBytes), output);
+            ArrayPool<int>.Shared.Return(acc);
+        });
+
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void VerticalPass(byte[] temp, int rowBytes, int rowFirst, ResampleWeights weights, Span<byte> output)
+    private static void VerticalRows(byte[] temp, int rowBytes, int rowFirst, ResampleWeights weights, int from, int to,
+        Span<int> acc, byte[] output)
     {
         const int half = 1 << (PrecisionBits - 1);
         int ksize = weights.KernelSize;
-        var acc = new int[rowBytes];
-        for (int r = 0; r < weights.First.Length; r++)
+        for (int r = from; r < to; r++)
         {
             int first = weights.First[r] - rowFirst;
             var k = weights.Fixed.AsSpan(r * ksize, weights.Count[r]);
-            acc.AsSpan().Fill(half);
+            acc.Fill(half);
             for (int t = 0; t < k.Length; t++)
             {
                 int w = k[t];
@@ -164,7 +199,7 @@ public static class PillowResampler
                 for (int i = 0; i < src.Length; i++)
                     acc[i] += src[i] * w;
             }
-            var dst = output.Slice(r * rowBytes, rowBytes);
+            var dst = output.AsSpan(r * rowBytes, rowBytes);
             for (int i = 0; i < dst.Length; i++)
                 dst[i] = Clip8(acc[i]);
         }
