@@ -20,7 +20,7 @@ public static class DecodeKernels
 
     [DllImport(Library)] private static extern long ap_decode_attention_max_keys(int elementSize, int headDim);
     [DllImport(Library)] private static extern int ap_decode_attention(IntPtr qkv, IntPtr cos, IntPtr sin, IntPtr position,
-        IntPtr keys, IntPtr values, IntPtr mask, double scale, IntPtr capture, IntPtr output, int heads);
+        IntPtr keys, IntPtr values, IntPtr mask, double scale, IntPtr capture, IntPtr output, int heads, int split);
     [DllImport(Library)] private static extern int ap_silu_mul(IntPtr gateUp, IntPtr output);
     [DllImport(Library)] private static extern int ap_gemv(IntPtr input, IntPtr weight, IntPtr addend, IntPtr output);
 
@@ -48,10 +48,18 @@ public static class DecodeKernels
         Tensor maskRow, double scale, Tensor captureRow, int heads, int headDim)
     {
         var output = torch.empty([1, 1, heads * headDim], qkv.dtype, qkv.device);
+        bool split = SplitAttention && heads / cache.Keys.shape[1] <= 8;
         Check(ap_decode_attention(qkv.Handle, rotary.Cos.Handle, rotary.Sin.Handle, position.Handle, cache.Keys.Handle,
-            cache.Values.Handle, maskRow.Handle, scale, captureRow.Handle, output.Handle, heads), "decode attention");
+            cache.Values.Handle, maskRow.Handle, scale, captureRow.Handle, output.Handle, heads, split ? 1 : 0), "decode attention");
         return output;
     }
+
+    // Opt-in (ATTNPORTAL_SPLIT_ATTENTION=1): the keys split across blocks (decode_attention_split, the same captured
+    // bits, the output summed in another order). tools/gpu/attention-check.sh, H100, per layer: 63 -> 34 us at 3072
+    // keys, but 31 -> 34 us at 1408 keys and 10 -> 34 us with most of them masked (alternating layers). Its fixed cost
+    // has to come down before it can be the default; the suspect is that every block recomputes its heads' softmax
+    // statistics over all keys (to keep decode_attention's bits), where per-slice statistics could be merged.
+    private static readonly bool SplitAttention = Environment.GetEnvironmentVariable("ATTNPORTAL_SPLIT_ATTENTION") == "1";
 
     /// <summary>silu(gate) · up for <paramref name="gateUp"/> = [.., gate | up], rounded as torch's two ops round.</summary>
     internal static Tensor SiluMul(Tensor gateUp)

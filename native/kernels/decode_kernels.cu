@@ -224,6 +224,164 @@ __global__ void silu_mul_kernel(const T* gate_up, T* out, long long rows, long l
   }
 }
 
+// The same attention with the keys split across blocks (decode_attention_split). decode_attention's one block per
+// query head leaves most of the GPU idle (28 blocks for OneVision's Qwen2-7B) and reads a key/value head once for
+// every query head sharing it: 40 us a layer at 1290 keys. Here a block takes one key/value head's query heads over
+// one slice of the keys, in three kernels: scores (to a float32 scratch row per head), then the softmax statistics,
+// probabilities and the slice's value product, then the slices' sum. Scores, maximum, sum and probabilities are
+// computed in decode_attention's order (the statistics with its 512 threads and their stride), so the captured rows
+// are the same bits; only the value product's float32 sum is ordered differently.
+constexpr int kMaxGroup = 8;         // query heads per key/value head
+constexpr int kSplitThreads = 128;   // scores kernel
+constexpr int kTargetBlocks = 256;   // about two per SM on an H100
+constexpr size_t kSplitSharedBytes = 40 << 10;
+
+template <typename T>
+__global__ void __launch_bounds__(kSplitThreads) split_scores_kernel(DecodeAttentionArgs a, float* scores, int chunk) {
+  extern __shared__ float shared[];
+  const int D = a.head_dim, G = a.heads / a.kv_heads, g = blockIdx.x, split = blockIdx.y, tid = threadIdx.x;
+  const long long cap = a.capacity, pos = *a.position;
+  constexpr int per = kChunkBytes / sizeof(T);
+  const int chunks = D / per, half = D / 2;
+  float* q = shared;         // [G, D]
+  float* knew = q + G * D;   // [D]
+
+  const T* qkv = static_cast<const T*>(a.qkv);
+  const T* ksrc = qkv + (size_t)(a.heads + g) * D;
+  const T* vsrc = qkv + (size_t)(a.heads + a.kv_heads + g) * D;
+  const T* cos = static_cast<const T*>(a.cos);
+  const T* sin = static_cast<const T*>(a.sin);
+  T* keys = static_cast<T*>(a.keys) + (size_t)g * cap * D;
+  T* values = static_cast<T*>(a.values) + (size_t)g * cap * D;
+  for (int i = tid; i < G * D; i += kSplitThreads) {
+    const int d = i % D, other = d < half ? d + half : d - half;
+    const T* qsrc = qkv + (size_t)(g * G + i / D) * D;
+    const float c = to_f(cos[d]), s = to_f(sin[d]);
+    q[i] = round_to<T>(round_to<T>(to_f(qsrc[d]) * c) + round_to<T>(to_f(qsrc[other]) * s));
+  }
+  for (int d = tid; d < D; d += kSplitThreads) {
+    const int other = d < half ? d + half : d - half;
+    const float c = to_f(cos[d]), s = to_f(sin[d]);
+    knew[d] = round_to<T>(round_to<T>(to_f(ksrc[d]) * c) + round_to<T>(to_f(ksrc[other]) * s));
+    if (split == 0) {  // one block per key/value head stores the new key and value; the others use knew
+      keys[pos * D + d] = from_f<T>(knew[d]);
+      values[pos * D + d] = vsrc[d];
+    }
+  }
+  __syncthreads();
+
+  const long long first = (long long)split * chunk, end = first + chunk < cap ? first + chunk : cap;
+  for (long long j = first + tid; j < end; j += kSplitThreads) {
+    const float m = a.mask[j];
+    float acc[kMaxGroup];
+#pragma unroll
+    for (int h = 0; h < kMaxGroup; ++h) acc[h] = 0.f;
+    if (m != -INFINITY) {
+      if (j == pos) {
+        for (int h = 0; h < G; ++h) acc[h] = dot_shared(q + h * D, knew, D);
+      } else {
+        // Each key row is read once for all the query heads that share it, summed in dot_row's order.
+        const uint4* vec = reinterpret_cast<const uint4*>(keys + j * D);
+        for (int c = 0; c < chunks; ++c) {
+          uint4 raw = vec[c];
+          const T* e = reinterpret_cast<const T*>(&raw);
+#pragma unroll
+          for (int i = 0; i < per; ++i) {
+            const float k = to_f(e[i]);
+#pragma unroll
+            for (int h = 0; h < kMaxGroup; ++h)
+              if (h < G) acc[h] = fmaf(q[h * D + c * per + i], k, acc[h]);
+          }
+        }
+      }
+    }
+    for (int h = 0; h < G; ++h) {
+      const float s = round_to<T>(acc[h]) * a.scale + m;
+      scores[(size_t)(g * G + h) * cap + j] = m != -INFINITY ? s : -INFINITY;
+    }
+  }
+}
+
+template <typename T, typename C>
+__global__ void __launch_bounds__(kThreads) split_values_kernel(DecodeAttentionArgs a, const float* scores, float* partial,
+                                                                int chunk) {
+  extern __shared__ float shared[];
+  const int D = a.head_dim, G = a.heads / a.kv_heads, g = blockIdx.x, split = blockIdx.y, tid = threadIdx.x;
+  const long long cap = a.capacity, first = (long long)split * chunk;
+  const int n = (int)(first + chunk < cap ? chunk : (cap > first ? cap - first : 0));
+  float* scratch = shared;          // kWarps
+  float* probs = scratch + kWarps;  // [G, chunk], rounded to the model's dtype as HF feeds them to the value product
+  C* capture = static_cast<C*>(a.capture);
+
+  for (int h = 0; h < G; ++h) {
+    const float* row = scores + (size_t)(g * G + h) * cap;
+    float local_max = -INFINITY;
+    for (long long j = tid; j < cap; j += kThreads) local_max = fmaxf(local_max, row[j]);
+    const float max = block_max(local_max, scratch);
+    float local_sum = 0.f;
+    for (long long j = tid; j < cap; j += kThreads) local_sum += expf(row[j] - max);
+    const float sum = block_sum(local_sum, scratch);
+    for (int i = tid; i < n; i += kThreads) {
+      const float p = expf(row[first + i] - max) / sum;
+      capture[(size_t)(g * G + h) * cap + first + i] = from_f<C>(p);
+      probs[h * chunk + i] = round_to<T>(p);
+    }
+  }
+  __syncthreads();
+
+  const T* values = static_cast<const T*>(a.values) + (size_t)g * cap * D;
+  for (int i = tid; i < G * D; i += kThreads) {
+    const int h = i / D, d = i % D;
+    float acc = 0.f;
+    for (int j = 0; j < n; ++j) {
+      const float p = probs[h * chunk + j];
+      if (p != 0.f) acc = fmaf(p, to_f(values[(first + j) * D + d]), acc);  // masked keys add exactly nothing
+    }
+    partial[((size_t)split * a.heads + g * G + h) * D + d] = acc;
+  }
+}
+
+template <typename T>
+__global__ void split_sum_kernel(const float* partial, T* out, int count, int splits) {
+  for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < count; i += gridDim.x * blockDim.x) {
+    float total = 0.f;
+    for (int s = 0; s < splits; ++s) total += partial[(size_t)s * count + i];
+    out[i] = from_f<T>(total);
+  }
+}
+
+// Slices of the keys: enough blocks to fill the GPU, each slice's probabilities small enough for shared memory.
+int split_count(int heads, int kv_heads, long long capacity) {
+  long long splits = (kTargetBlocks + kv_heads - 1) / kv_heads;
+  const long long per_slice = (long long)(kSplitSharedBytes / sizeof(float)) / (heads / kv_heads);
+  const long long needed = (capacity + per_slice - 1) / per_slice;
+  if (splits < needed) splits = needed;
+  if (splits > capacity) splits = capacity;
+  return (int)(splits < 1 ? 1 : splits);
+}
+
+template <typename T, typename C>
+cudaError_t launch_attention_split(const DecodeAttentionArgs& a, float* scratch, cudaStream_t stream) {
+  const int G = a.heads / a.kv_heads, D = a.head_dim;
+  const int splits = split_count(a.heads, a.kv_heads, a.capacity);
+  const int chunk = (int)((a.capacity + splits - 1) / splits);
+  float* scores = scratch;
+  float* partial = scratch + (size_t)a.heads * a.capacity;
+  const dim3 grid(a.kv_heads, splits);
+  split_scores_kernel<T><<<grid, kSplitThreads, (size_t)(G + 1) * D * sizeof(float), stream>>>(a, scores, chunk);
+  split_values_kernel<T, C><<<grid, kThreads, ((size_t)kWarps + (size_t)G * chunk) * sizeof(float), stream>>>(
+      a, scores, partial, chunk);
+  const int count = a.heads * D;
+  split_sum_kernel<T><<<(count + 255) / 256, 256, 0, stream>>>(partial, static_cast<T*>(a.output), count, splits);
+  return cudaGetLastError();
+}
+
+template <typename T>
+cudaError_t launch_attention_split_for(const DecodeAttentionArgs& a, float* scratch, cudaStream_t stream) {
+  return a.captured == Element::Float32 ? launch_attention_split<T, float>(a, scratch, stream)
+                                        : launch_attention_split<T, __half>(a, scratch, stream);
+}
+
 // Sum of the products of one 16-byte chunk of a weight row and of the input.
 template <typename T>
 __device__ __forceinline__ float dot_chunk(uint4 w, uint4 x) {
@@ -324,6 +482,19 @@ cudaError_t decode_attention(const DecodeAttentionArgs& a, cudaStream_t stream) 
     case Element::Float32: return launch_attention_for<float>(a, stream);
     case Element::Float16: return launch_attention_for<__half>(a, stream);
     default: return launch_attention_for<__nv_bfloat16>(a, stream);
+  }
+}
+
+size_t decode_attention_split_floats(int heads, int kv_heads, int head_dim, long long capacity) {
+  return (size_t)heads * capacity + (size_t)split_count(heads, kv_heads, capacity) * heads * head_dim;
+}
+
+cudaError_t decode_attention_split(const DecodeAttentionArgs& a, float* scratch, cudaStream_t stream) {
+  if (a.kv_heads <= 0 || a.heads % a.kv_heads != 0 || a.heads / a.kv_heads > kMaxGroup) return cudaErrorInvalidValue;
+  switch (a.model) {
+    case Element::Float32: return launch_attention_split_for<float>(a, scratch, stream);
+    case Element::Float16: return launch_attention_split_for<__half>(a, scratch, stream);
+    default: return launch_attention_split_for<__nv_bfloat16>(a, scratch, stream);
   }
 }
 

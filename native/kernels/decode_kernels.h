@@ -32,6 +32,13 @@ long long decode_attention_max_keys(Element model, int head_dim);
 
 cudaError_t decode_attention(const DecodeAttentionArgs& a, cudaStream_t stream);
 
+// decode_attention with the keys split across blocks (three kernels; no limit on the capacity from shared memory).
+// The captured probabilities are decode_attention's to the bit; the output differs only in the order of its float32
+// sum. Needs at most kMaxGroup (8) query heads per key/value head and a float32 device scratch of
+// decode_attention_split_floats(...) elements.
+size_t decode_attention_split_floats(int heads, int kv_heads, int head_dim, long long capacity);
+cudaError_t decode_attention_split(const DecodeAttentionArgs& a, float* scratch, cudaStream_t stream);
+
 // out[r, i] = silu(gate_up[r, i]) * gate_up[r, width + i], rounded as torch rounds silu's result and the product.
 cudaError_t silu_mul(const void* gate_up, void* out, long long rows, long long width, Element model, cudaStream_t stream);
 

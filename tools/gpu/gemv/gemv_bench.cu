@@ -2,6 +2,7 @@
 // products (one token), bound by reading the weights. This times the engine's bf16 GEMV (native/kernels, linked in)
 // against cuBLAS (what libtorch's linear calls) on the 7B models' shapes, weights cycled through more memory than L2
 // holds, and compares the two vectors, plain and with an addend summed in place (the residual).
+#include "../cuda_check.h"
 #include "decode_kernels.h"
 
 #include <cublas_v2.h>
@@ -14,15 +15,6 @@
 #include <cstdlib>
 #include <string>
 #include <vector>
-
-#define CHECK(x)                                                                      \
-  do {                                                                                \
-    cudaError_t e = (x);                                                              \
-    if (e != cudaSuccess) {                                                           \
-      std::fprintf(stderr, "%s:%d %s\n", __FILE__, __LINE__, cudaGetErrorString(e)); \
-      std::exit(1);                                                                   \
-    }                                                                                 \
-  } while (0)
 
 __global__ void fill(__nv_bfloat16* p, size_t n, unsigned seed, float scale) {
   for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
