@@ -12,6 +12,10 @@ public static class Bench
         string model = a.Require("--model"), imagePath = a.Require("--image");
         string question = a.Get("--prompt") ?? "What is shown in this image?";
         int runs = a.Int("--runs", 5), maxNew = a.Int("--max-new-tokens", 32);
+        // Untimed runs first. A process's first runs also pay for fresh memory (the preprocessing's arrays land on
+        // pages the GC has not used yet: ~7 ms of a LLaVA-1.5 run's preprocessing on the build machine for its first
+        // four runs, ~2 ms from then on), so a worker's steady state needs a few.
+        int warmup = Math.Max(1, a.Int("--warmup", 1));
         // Run i asks the question with i mod N extra sentences: N prompt lengths in turn, as a stream of different
         // questions would (and, past a 128-key boundary, a decoding workspace with more room).
         int variants = a.Int("--prompt-variants", 1);
@@ -39,7 +43,7 @@ public static class Bench
         var models = new List<double>();
         var rates = new List<double>();
         long? peakBytes = null;
-        int last = profile is null ? runs : runs + 1;
+        int last = warmup + runs - (profile is null ? 1 : 0);
         for (int i = 0; i <= last; i++)
         {
             // One extra run after the timed ones is profiled, so the profiler's overhead stays out of the table.
@@ -51,18 +55,18 @@ public static class Bench
             if (profiled) GpuDiagnostics.StopProfiler(profile!);
             // Peak over the warm-up and timed runs (weights included), as HF's max_memory_allocated is read.
             long? runPeak = gpuPeak ? GpuDiagnostics.PeakAllocated() : null;
-            if (i <= runs && runPeak is long rp) peakBytes = Math.Max(peakBytes ?? 0, rp);
+            if (!profiled && runPeak is long rp) peakBytes = Math.Max(peakBytes ?? 0, rp);
             var g = r.Generation;
             // The model's part is the span HF's timed generate covers (its inputs are processed before the clock starts).
             double modelMs = (g.VisionTime + g.PrefillTime + g.DecodeTime).TotalMilliseconds;
             double total = r.PreprocessTime.TotalMilliseconds + modelMs;
             double rate = g.Steps > 1 ? (g.Steps - 1) / g.DecodeTime.TotalSeconds : double.NaN;
-            string label = i == 0 ? "warm-up" : profiled ? "profiled" : i.ToString();
+            string label = i < warmup ? "warm-up" : profiled ? "profiled" : (i - warmup + 1).ToString();
             // Allocated after the run (the model, its resident decoding workspace and graphs): flat from run to run
             // unless something leaks.
             string allocated = gpuPeak && GpuDiagnostics.Allocated() is long now ? $"{now >> 20}" : "";
             Console.WriteLine($"| {label} | {r.InputIds.Length} | {g.Steps} | {r.PreprocessTime.TotalMilliseconds:F1} | {g.VisionTime.TotalMilliseconds:F1} | {g.PrefillTime.TotalMilliseconds:F1} | {g.DecodeTime.TotalMilliseconds:F1} | {total:F1} | {rate:F1} | {allocated} | {(runPeak is long q ? $"{q >> 20}" : "")} |");
-            if (i > 0 && !profiled) { totals.Add(total); models.Add(modelMs); rates.Add(rate); }
+            if (i >= warmup && !profiled) { totals.Add(total); models.Add(modelMs); rates.Add(rate); }
         }
         Console.WriteLine();
         // What a worker's memory budget counts for this model (EngineCache): against the allocator's figures above.

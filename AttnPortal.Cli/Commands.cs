@@ -25,8 +25,9 @@ public static class Commands
                   LLaVA-Alternating-Attn code computes them (changes alternating-cross only)
                   --image-alpha: drop (default) discards transparency like transformers and LLaVA (Image.convert("RGB"));
                   white composites transparent pixels over white
-          bench   --model DIR --image FILE [--prompt QUESTION] [--runs N] [--max-new-tokens N] [--device ...] [--dtype ...] [--schedule ...] [--profile TRACE.json] [--prompt-variants N]
-                  prints a table of load time, prefill, decode, tokens/s and peak memory
+          bench   --model DIR --image FILE [--prompt QUESTION] [--runs N] [--max-new-tokens N] [--device ...] [--dtype ...] [--schedule ...] [--profile TRACE.json] [--prompt-variants N] [--warmup N]
+                  prints a table of load time, preprocessing, vision, prefill, decode, tokens/s and peak memory
+                  --warmup: untimed runs first (default 1)
                   --profile: one more run under libtorch's profiler (GPU machine: needs the profiler shim), written
                   as a Chrome trace
                   --prompt-variants: run i adds (i mod N) sentences to the question (N prompt lengths in turn)

@@ -160,4 +160,16 @@ public sealed class CliTests
         var differ = Cli("compare", Fixture.Run("wide-pad"), Fixture.Run("tall-crop"));
         Assert.Contains("| generated_ids | [8] | [8] | 8 values | differ (first at flat index 0) |", differ.Stdout);
     }
+
+    [Fact]
+    public void BenchTimesOnlyTheRunsAfterItsWarmUps()
+    {
+        var r = Cli("bench", "--model", Fixture.Checkpoint, "--image", Fixture.Image("wide.png"), "--runs", "2", "--warmup", "3",
+            "--max-new-tokens", "2");
+        Assert.True(r.ExitCode == 0, r.Stderr);
+        var rows = r.Stdout.Split('\n').Where(l => l.StartsWith("| ") && !l.StartsWith("| run")).Select(l => l.Split('|')[1].Trim()).ToList();
+        Assert.Equal(["warm-up", "warm-up", "warm-up", "1", "2"], rows);
+        // The total is preprocessing plus the model's part; the summary gives both medians.
+        Assert.Matches(@"median total: [\d.]+ ms; best total: [\d.]+ ms; median model \(vision \+ prefill \+ decode\): [\d.]+ ms", r.Stdout);
+    }
 }

@@ -8,23 +8,24 @@ app=".gpu/app/AttnPortal.Cli.dll"
 fx=AttnPortal.Tests/Fixtures/hf
 ckpt=/tmp/llava7b
 runs=${RUNS:-5}
+warmup=${WARMUP:-1}  # untimed runs first, the same number for HF and the engine
 cli() { bash .gpu/on-gpu.sh dotnet "$app" "$@"; }
 [[ -d $ckpt ]] || python3 tools/fixtures/make_7b_shaped.py --tiny $fx/tiny-llava --out $ckpt 2>&1 | grep -v -i warn | tail -1
 gb=$(du -sb $ckpt/*.safetensors | awk '{s+=$1} END {printf "%.2f", s/1e9}')
-python3 tools/gpu/hf_bench.py --model $ckpt --image $fx/images/wide.png --runs $runs 2>/dev/null | tail -1 > /tmp/hf.json
+python3 tools/gpu/hf_bench.py --model $ckpt --image $fx/images/wide.png --runs $runs --warmup $warmup 2>/dev/null | tail -1 > /tmp/hf.json
 base=$(nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits | head -1)
 (while true; do nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits | head -1; sleep 0.1; done) > /tmp/mem.txt &
 sampler=$!
-cli bench --model $ckpt --image $fx/images/wide.png --runs $runs --max-new-tokens 32 --device cuda --dtype bfloat16 > /tmp/engine.md
+cli bench --model $ckpt --image $fx/images/wide.png --runs $runs --warmup $warmup --max-new-tokens 32 --device cuda --dtype bfloat16 > /tmp/engine.md
 kill $sampler
 cat /tmp/engine.md
 # The same without CUDA graphs (eager decoding), for the record.
-ATTNPORTAL_CUDA_GRAPHS=0 cli bench --model $ckpt --image $fx/images/wide.png --runs $runs --max-new-tokens 32 --device cuda --dtype bfloat16 > /tmp/engine-eager.md
+ATTNPORTAL_CUDA_GRAPHS=0 cli bench --model $ckpt --image $fx/images/wide.png --runs $runs --warmup $warmup --max-new-tokens 32 --device cuda --dtype bfloat16 > /tmp/engine-eager.md
 # Without the hand-written GEMV (cuBLAS products), and without any fused decoding kernel (op by op attention), to
 # show what they bring.
-ATTNPORTAL_GEMV=0 cli bench --model $ckpt --image $fx/images/wide.png --runs $runs --max-new-tokens 32 --device cuda --dtype bfloat16 > /tmp/engine-cublas.md
-ATTNPORTAL_FUSED_KERNELS=0 cli bench --model $ckpt --image $fx/images/wide.png --runs $runs --max-new-tokens 32 --device cuda --dtype bfloat16 > /tmp/engine-unfused.md
-python3 - "$gb" "$base" "$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1)" <<'PY'
+ATTNPORTAL_GEMV=0 cli bench --model $ckpt --image $fx/images/wide.png --runs $runs --warmup $warmup --max-new-tokens 32 --device cuda --dtype bfloat16 > /tmp/engine-cublas.md
+ATTNPORTAL_FUSED_KERNELS=0 cli bench --model $ckpt --image $fx/images/wide.png --runs $runs --warmup $warmup --max-new-tokens 32 --device cuda --dtype bfloat16 > /tmp/engine-unfused.md
+python3 - "$gb" "$base" "$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1)" "$warmup" <<'PY'
 import json, re, sys
 gb, base, gpu = float(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
 hf = json.load(open("/tmp/hf.json"))
@@ -40,7 +41,7 @@ load = float(re.search(r"load: ([\d.]+) s", engine).group(1))
 rows = [r for r in engine.splitlines() if re.match(r"\| \d+ \|", r)]
 steps = int(rows[-1].split("|")[3])
 anchor = hf["eager_attentions"]["median_s"]
-print(f"\nLLaVA-1.5-7B shapes, bf16, {gpu}; {hf['prompt_tokens']} prompt tokens + 32 new, greedy; median of {len(rows)} runs after a warm-up\n")
+print(f"\nLLaVA-1.5-7B shapes, bf16, {gpu}; {hf['prompt_tokens']} prompt tokens + 32 new, greedy; median of {len(rows)} timed runs after {sys.argv[4]} untimed\n")
 print("| system | median s | best s | new tokens/s | peak GPU GiB | vs HF eager+attentions | median s without preprocessing (HF's timed span) | vs HF eager+attentions, same span |")
 print("|---|---|---|---|---|---|---|---|")
 for name, key in (("HF transformers 5.17, SDPA, no attentions", "sdpa"), ("HF transformers 5.17, eager + output_attentions", "eager_attentions")):

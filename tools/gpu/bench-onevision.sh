@@ -9,26 +9,27 @@ set -uo pipefail
 app=".gpu/app/AttnPortal.Cli.dll"
 ckpt=/tmp/onevision7b
 runs=${RUNS:-5}
+warmup=${WARMUP:-1}  # untimed runs first, the same number for HF and the engine
 image=${IMAGE:-AttnPortal.Tests/Fixtures/hf/images/wide.png}
 prompt=${PROMPT:-What is shown in this image?}
 cli() { bash .gpu/on-gpu.sh dotnet "$app" "$@"; }
 [[ -d $ckpt ]] || python3 tools/fixtures/make_7b_shaped.py --family onevision \
   --tiny AttnPortal.Tests/Fixtures/hf-families/tiny-onevision --out $ckpt 2>&1 | grep -v -i warn | tail -1
 # HF's stderr is kept: if its API moved, the table still comes out with the engine rows and the log's tail.
-python3 tools/gpu/hf_bench.py --family onevision --model $ckpt --image "$image" --prompt "$prompt" --runs $runs \
+python3 tools/gpu/hf_bench.py --family onevision --model $ckpt --image "$image" --prompt "$prompt" --runs $runs --warmup $warmup \
   --max-new-tokens 32 2>/tmp/ov-hf.log | tail -1 > /tmp/ov-hf.json
 for schedule in standard alternating; do
-  cli bench --model $ckpt --image "$image" --prompt "$prompt" --runs $runs --max-new-tokens 32 \
+  cli bench --model $ckpt --image "$image" --prompt "$prompt" --runs $runs --warmup $warmup --max-new-tokens 32 \
     --device cuda --dtype bfloat16 --schedule $schedule > /tmp/ov-$schedule.md
   echo "== $schedule"; cat /tmp/ov-$schedule.md
 done
 # The standard schedule once more with cuBLAS for the decoding products (ATTNPORTAL_GEMV=0), to show what the
 # hand-written GEMV brings.
-ATTNPORTAL_GEMV=0 cli bench --model $ckpt --image "$image" --prompt "$prompt" --runs $runs --max-new-tokens 32 \
+ATTNPORTAL_GEMV=0 cli bench --model $ckpt --image "$image" --prompt "$prompt" --runs $runs --warmup $warmup --max-new-tokens 32 \
   --device cuda --dtype bfloat16 --schedule standard > /tmp/ov-cublas.md
 echo "== standard, ATTNPORTAL_GEMV=0"; grep -E "decoding|median total" /tmp/ov-cublas.md
 gpu=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1)
-python3 - "$runs" "${gpu:-GPU}" <<'PY'
+python3 - "$runs" "${gpu:-GPU}" "$warmup" <<'PY'
 import json, re, sys
 from importlib.metadata import PackageNotFoundError, version
 
@@ -70,7 +71,7 @@ if len(known) > 1:
 first = next((e for e in engine.values() if e), None)
 tokens = next(iter(known)) if len(known) == 1 else "/".join(str(v) for v in sorted(known))
 print(f"\nOneVision-Qwen2-7B shapes, bf16, {gpu}; {tokens} prompt tokens + 32 new, greedy; "
-      f"median of {first['runs'] if first else sys.argv[1]} runs after a warm-up\n")
+      f"median of {first['runs'] if first else sys.argv[1]} timed runs after {sys.argv[3]} untimed\n")
 print("| system | median s | best s | new tokens/s | peak GPU GiB (max allocated) | vs HF eager+attentions | "
       "median s without preprocessing (HF's timed span) | vs HF eager+attentions, same span |")
 print("|---|---|---|---|---|---|---|---|")

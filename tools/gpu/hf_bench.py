@@ -65,6 +65,7 @@ def main():
     ap.add_argument("--image", required=True)
     ap.add_argument("--prompt", default="What is shown in this image?")
     ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--warmup", type=int, default=1, help="untimed runs first")
     ap.add_argument("--max-new-tokens", type=int, default=32)
     a = ap.parse_args()
     model_class, prepare = ((LlavaForConditionalGeneration, llava_inputs) if a.family == "llava"
@@ -81,7 +82,7 @@ def main():
         ids = inputs["input_ids"]
         torch.cuda.reset_peak_memory_stats()
         times = []
-        for r in range(a.runs + 1):
+        for r in range(a.warmup + a.runs):
             torch.cuda.synchronize()
             t = time.perf_counter()
             with torch.inference_mode():
@@ -89,7 +90,7 @@ def main():
                                    max_new_tokens=a.max_new_tokens, min_new_tokens=a.max_new_tokens, do_sample=False,
                                    output_attentions=attn, return_dict_in_generate=True)
             torch.cuda.synchronize()
-            if r > 0:
+            if r >= a.warmup:
                 times.append(time.perf_counter() - t)
         out[mode] = {"median_s": statistics.median(times), "best_s": min(times),
                      "new_tokens": int(g.sequences.shape[1] - ids.shape[1]),
