@@ -43,11 +43,11 @@ public static class Bench
         var models = new List<double>();
         var rates = new List<double>();
         long? peakBytes = null;
-        int last = warmup + runs - (profile is null ? 1 : 0);
-        for (int i = 0; i <= last; i++)
+        // One extra run after the timed ones is profiled, so the profiler's overhead stays out of the table.
+        int count = warmup + runs + (profile is null ? 0 : 1);
+        for (int i = 0; i < count; i++)
         {
-            // One extra run after the timed ones is profiled, so the profiler's overhead stays out of the table.
-            bool profiled = profile is not null && i == last;
+            bool profiled = profile is not null && i == count - 1;
             if (profiled) GpuDiagnostics.StartProfiler();
             if (gpuPeak) GpuDiagnostics.ResetPeakMemory();
             string asked = question + string.Concat(Enumerable.Repeat(" Answer in one short sentence.", i % Math.Max(1, variants)));
@@ -71,7 +71,7 @@ public static class Bench
         Console.WriteLine();
         // What a worker's memory budget counts for this model (EngineCache): against the allocator's figures above.
         Console.WriteLine($"resident between runs (worker budget): {engine.ResidentBytes / (double)(1L << 30):F2} GiB = weights {engine.ParameterBytes / (double)(1L << 30):F2} GiB + KV cache, buffers and graph pools {(engine.ResidentBytes - engine.ParameterBytes) / (double)(1L << 20):F0} MiB");
-        Console.WriteLine($"median total: {Median(totals):F1} ms; best total: {(totals.Count > 0 ? totals.Min() : double.NaN):F1} ms; median model (vision + prefill + decode): {Median(models):F1} ms; best model: {(models.Count > 0 ? models.Min() : double.NaN):F1} ms; median decode: {Median(rates):F1} tokens/s; {(peakBytes is long p ? $"GPU peak allocated {p / (double)(1L << 30):F2} GiB; " : "")}{Memory()}");
+        Console.WriteLine($"median total: {Median(totals):F1} ms; best total: {Best(totals):F1} ms; median model (vision + prefill + decode): {Median(models):F1} ms; best model: {Best(models):F1} ms; median decode: {Median(rates):F1} tokens/s; {(peakBytes is long p ? $"GPU peak allocated {p / (double)(1L << 30):F2} GiB; " : "")}{Memory()}");
         return Commands.ExitOk;
     }
 
@@ -87,6 +87,8 @@ public static class Bench
         string MiB(string key) => fields.TryGetValue(key, out var v) ? $"{long.Parse(v.Split(' ')[0]) / 1024} MiB" : "?";
         return $"host memory: peak resident {MiB("VmHWM")}, now private {MiB("RssAnon")}, file-backed {MiB("RssFile")}";
     }
+
+    private static double Best(List<double> xs) => xs.Count > 0 ? xs.Min() : double.NaN;
 
     private static double Median(List<double> xs)
     {

@@ -47,7 +47,7 @@ public sealed class Linear : nn.Module<Tensor, Tensor>
     public Tensor AddTo(Tensor residual, Tensor x)
     {
         var flat = residual.view(-1, residual.shape[^1]);
-        if (DecodeKernels.CanMultiply(x, weight) && flat.shape[0] == 1) DecodeKernels.AddProduct(flat, x, weight);
+        if (DecodeKernels.CanMultiply(x, weight)) DecodeKernels.AddProduct(flat, x, weight); // one row: the residual's too
         else flat.addmm_(x.reshape(-1, x.shape[^1]), weight.t());
         if (bias is not null) flat.add_(bias);
         return residual;
