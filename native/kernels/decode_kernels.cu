@@ -20,6 +20,7 @@ constexpr int kThreads = 512;
 constexpr int kWarps = kThreads / 32;
 constexpr int kChunkBytes = 16;   // one vector load
 constexpr int kMaxChunksPerLane = 2;
+constexpr int kRowsInFlight = 8;  // value rows each lane has loading at once in decode_attention
 
 template <typename T> __device__ __forceinline__ float to_f(T x);
 template <> __device__ __forceinline__ float to_f(float x) { return x; }
@@ -82,7 +83,8 @@ __device__ __forceinline__ float dot_row(const float* q, const T* row, int chunk
   constexpr int per = kChunkBytes / sizeof(T);
   const uint4* vec = reinterpret_cast<const uint4*>(row);
   float acc = 0.f;
-#pragma unroll 8
+  // Sixteen chunks (a bf16 row of 128) unrolled: the compiler issues all the row's loads before the first product.
+#pragma unroll 16
   for (int c = 0; c < chunks; ++c) {
     uint4 raw = vec[c];
     const T* e = reinterpret_cast<const T*>(&raw);
@@ -90,6 +92,14 @@ __device__ __forceinline__ float dot_row(const float* q, const T* row, int chunk
     for (int i = 0; i < per; ++i) acc = fmaf(q[c * per + i], to_f(e[i]), acc);
   }
   return acc;
+}
+
+// Rotation as HF writes it, x·cos + rotate_half(x)·sin with each product and the sum rounded to the model's dtype;
+// sin's first half is negated (RotaryTables), so rotate_half is a swap of halves.
+template <typename T>
+__device__ __forceinline__ float rotated(const T* x, const T* cos, const T* sin, int d, int half) {
+  const int other = d < half ? d + half : d - half;
+  return round_to<T>(round_to<T>(to_f(x[d]) * to_f(cos[d])) + round_to<T>(to_f(x[other]) * to_f(sin[d])));
 }
 
 __device__ __forceinline__ float dot_shared(const float* q, const float* k, int n) {
@@ -124,14 +134,10 @@ __global__ void __launch_bounds__(kThreads) decode_attention_kernel(DecodeAttent
   T* values = static_cast<T*>(a.values) + (size_t)g * cap * D;
   const bool writes_cache = h % (a.heads / a.kv_heads) == 0;  // one block per KV head stores the new key and value
 
-  // Rotation as HF writes it, q·cos + rotate_half(q)·sin with each product and the sum rounded to the model's dtype;
-  // sin's first half is negated, so rotate_half is a swap of halves.
   const int half = D / 2;
   for (int d = tid; d < D; d += kThreads) {
-    const int other = d < half ? d + half : d - half;
-    const float c = to_f(cos[d]), s = to_f(sin[d]);
-    q[d] = round_to<T>(round_to<T>(to_f(qsrc[d]) * c) + round_to<T>(to_f(qsrc[other]) * s));
-    knew[d] = round_to<T>(round_to<T>(to_f(ksrc[d]) * c) + round_to<T>(to_f(ksrc[other]) * s));
+    q[d] = rotated(qsrc, cos, sin, d, half);
+    knew[d] = rotated(ksrc, cos, sin, d, half);
     vnew[d] = to_f(vsrc[d]);
     if (writes_cache) {
       keys[pos * D + d] = from_f<T>(knew[d]);
@@ -171,28 +177,35 @@ __global__ void __launch_bounds__(kThreads) decode_attention_kernel(DecodeAttent
   }
   __syncthreads();
 
-  // Value product: a group of `lanes` threads per key row, each lane summing its chunks over the group's keys.
+  // Value product: a group of `lanes` threads per key row, each lane summing its chunks over the group's keys in key
+  // order. The group loads kRowsInFlight of its rows before summing any: one row at a time left every thread waiting
+  // on one load after another, the kernel's largest cost at a thousand keys. The sums' order is unchanged.
   const int group = tid / lanes, lane = tid % lanes;
-  float acc[kMaxChunksPerLane][per];
+  float acc[kMaxChunksPerLane][per] = {};
+  for (long long first = group; first < cap; first += (long long)groups * kRowsInFlight) {
+    uint4 raw[kRowsInFlight][kMaxChunksPerLane];
+    float p[kRowsInFlight];
 #pragma unroll
-  for (int k = 0; k < kMaxChunksPerLane; ++k)
+    for (int r = 0; r < kRowsInFlight; ++r) {
+      const long long j = first + (long long)r * groups;
+      p[r] = j < cap ? scores[j] : 0.f;
 #pragma unroll
-    for (int i = 0; i < per; ++i) acc[k][i] = 0.f;
-  for (long long j = group; j < cap; j += groups) {
-    const float p = scores[j];
-    if (p == 0.f) continue;  // masked keys add exactly nothing
+      for (int k = 0; k < kMaxChunksPerLane; ++k) {
+        const int c = lane + k * lanes;
+        if (c < chunks && p[r] != 0.f && j != pos) raw[r][k] = reinterpret_cast<const uint4*>(values + j * D)[c];
+      }
+    }
 #pragma unroll
-    for (int k = 0; k < kMaxChunksPerLane; ++k) {
-      const int c = lane + k * lanes;
-      if (c >= chunks) break;
-      if (j == pos) {
+    for (int r = 0; r < kRowsInFlight; ++r) {
+      if (p[r] == 0.f) continue;  // masked keys add exactly nothing
+      const bool is_new = first + (long long)r * groups == pos;
 #pragma unroll
-        for (int i = 0; i < per; ++i) acc[k][i] = fmaf(p, vnew[c * per + i], acc[k][i]);
-      } else {
-        uint4 raw = reinterpret_cast<const uint4*>(values + j * D)[c];
-        const T* e = reinterpret_cast<const T*>(&raw);
+      for (int k = 0; k < kMaxChunksPerLane; ++k) {
+        const int c = lane + k * lanes;
+        if (c >= chunks) break;
+        const T* e = reinterpret_cast<const T*>(&raw[r][k]);
 #pragma unroll
-        for (int i = 0; i < per; ++i) acc[k][i] = fmaf(p, to_f(e[i]), acc[k][i]);
+        for (int i = 0; i < per; ++i) acc[k][i] = fmaf(p[r], is_new ? vnew[c * per + i] : to_f(e[i]), acc[k][i]);
       }
     }
   }
@@ -253,16 +266,9 @@ __global__ void __launch_bounds__(kSplitThreads) split_scores_kernel(DecodeAtten
   const T* sin = static_cast<const T*>(a.sin);
   T* keys = static_cast<T*>(a.keys) + (size_t)g * cap * D;
   T* values = static_cast<T*>(a.values) + (size_t)g * cap * D;
-  for (int i = tid; i < G * D; i += kSplitThreads) {
-    const int d = i % D, other = d < half ? d + half : d - half;
-    const T* qsrc = qkv + (size_t)(g * G + i / D) * D;
-    const float c = to_f(cos[d]), s = to_f(sin[d]);
-    q[i] = round_to<T>(round_to<T>(to_f(qsrc[d]) * c) + round_to<T>(to_f(qsrc[other]) * s));
-  }
+  for (int i = tid; i < G * D; i += kSplitThreads) q[i] = rotated(qkv + (size_t)(g * G + i / D) * D, cos, sin, i % D, half);
   for (int d = tid; d < D; d += kSplitThreads) {
-    const int other = d < half ? d + half : d - half;
-    const float c = to_f(cos[d]), s = to_f(sin[d]);
-    knew[d] = round_to<T>(round_to<T>(to_f(ksrc[d]) * c) + round_to<T>(to_f(ksrc[other]) * s));
+    knew[d] = rotated(ksrc, cos, sin, d, half);
     if (split == 0) {  // one block per key/value head stores the new key and value; the others use knew
       keys[pos * D + d] = from_f<T>(knew[d]);
       values[pos * D + d] = vsrc[d];

@@ -3,6 +3,9 @@
 // the CUDA parity runs hold to HF), on one decoding step of the 7B models' shapes with random bf16 inputs. Prints,
 // per shape, whether the caches and captured probabilities are the same bits, how far the outputs are apart, and
 // each kernel's time replayed from a CUDA graph (as the engine runs them).
+//
+// `--save FILE` writes the one-block kernel's caches, captured rows and outputs for every shape; `--against FILE`
+// compares this build's with them, bit for bit: how a change to that kernel shows it computes what it did before.
 #include "../cuda_check.h"
 #include "decode_kernels.h"
 
@@ -68,7 +71,19 @@ double graph_time(F run, cudaStream_t stream) {
   return ms * 1000.0 / 200.0;
 }
 
-int main() {
+int main(int argc, char** argv) {
+  const char* save = argc == 3 && std::strcmp(argv[1], "--save") == 0 ? argv[2] : nullptr;
+  const char* against = argc == 3 && std::strcmp(argv[1], "--against") == 0 ? argv[2] : nullptr;
+  if (argc != 1 && !save && !against) {
+    std::fprintf(stderr, "usage: attention_check [--save FILE | --against FILE]\n");
+    return 2;
+  }
+  std::FILE* saved = save ? std::fopen(save, "wb") : against ? std::fopen(against, "rb") : nullptr;
+  if ((save || against) && !saved) {
+    std::fprintf(stderr, "cannot open %s\n", save ? save : against);
+    return 2;
+  }
+
   const Case cases[] = {
       {"OneVision-Qwen2-7B, 1290 keys", 28, 4, 128, 1408, 1289, 0, 0, false},
       {"same, keys 14-1218 masked (alternating)", 28, 4, 128, 1408, 1289, 14, 1219, false},
@@ -78,8 +93,8 @@ int main() {
   };
   cudaStream_t stream;
   CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
-  std::printf("| shape | caches equal | captured rows equal (bits) | output max abs diff / max abs | one block per head us | split us | speed-up |\n");
-  std::printf("|---|---|---|---|---|---|---|\n");
+  std::printf("| shape | caches equal | captured rows equal (bits) | output max abs diff / max abs | one block per head us | split us | speed-up | one block as saved (bits) |\n");
+  std::printf("|---|---|---|---|---|---|---|---|\n");
   int failures = 0;
   for (const Case& c : cases) {
     std::mt19937 rng(1234);
@@ -145,15 +160,38 @@ int main() {
       diff = std::fmax(diff, std::fabs(__bfloat162float(outOne[i]) - __bfloat162float(outSplit[i])));
       largest = std::fmax(largest, std::fabs(__bfloat162float(outOne[i])));
     }
+    // The one-block kernel's results, bit for bit, to save or to compare with a saved build's.
+    std::vector<unsigned char> bits;
+    for (const void* part : {one.keys, one.values}) {
+      auto b = download((const unsigned char*)part, cacheCount * 2);
+      bits.insert(bits.end(), b.begin(), b.end());
+    }
+    bits.insert(bits.end(), capOne.begin(), capOne.end());
+    auto outBits = download((const unsigned char*)one.output, (size_t)c.heads * D * 2);
+    bits.insert(bits.end(), outBits.begin(), outBits.end());
+    const char* sameAsSaved = "-";
+    if (save && std::fwrite(bits.data(), 1, bits.size(), saved) != bits.size()) {
+      std::fprintf(stderr, "cannot write %s\n", save);
+      return 2;
+    }
+    if (against) {
+      std::vector<unsigned char> before(bits.size());
+      const bool same = std::fread(before.data(), 1, before.size(), saved) == before.size() &&
+                        std::memcmp(before.data(), bits.data(), bits.size()) == 0;
+      sameAsSaved = same ? "yes" : "NO";
+      failures += !same;
+    }
+
     // A value product summed in another order may round its bf16 output one step apart: ~8e-3 for outputs below 2.
     const bool ok = cachesEqual && captureEqual && diff <= largest / 64;
     failures += !ok;
 
     const double tOne = graph_time([&](cudaStream_t s) { return attnportal::decode_attention(one, s); }, stream);
     const double tSplit = graph_time([&](cudaStream_t s) { return attnportal::decode_attention_split(split, scratch, s); }, stream);
-    std::printf("| %s | %s | %s | %.2e / %.2e | %.1f | %.1f | %.2fx |\n", c.name, cachesEqual ? "yes" : "NO",
-                captureEqual ? "yes" : "NO", diff, largest, tOne, tSplit, tOne / tSplit);
+    std::printf("| %s | %s | %s | %.2e / %.2e | %.1f | %.1f | %.2fx | %s |\n", c.name, cachesEqual ? "yes" : "NO",
+                captureEqual ? "yes" : "NO", diff, largest, tOne, tSplit, tOne / tSplit, sameAsSaved);
   }
+  if (saved) std::fclose(saved);
   std::printf("\n%s\n", failures ? "MISMATCH: see the rows marked NO or the output differences" : "all shapes agree");
   return failures ? 1 : 0;
 }
