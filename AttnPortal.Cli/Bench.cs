@@ -30,7 +30,7 @@ public static class Bench
         using var engine = LlavaEngine.Load(model, options);
         load.Stop();
         Console.WriteLine($"model {engine.CheckpointDir} ({engine.Config.Text.NumHiddenLayers} layers, {engine.Config.Text.NumAttentionHeads} heads) on {engine.Device} as {engine.DType}, {Environment.ProcessorCount} CPU cores, torch threads {TorchSharp.torch.get_num_threads()}");
-        long weightBytes = Inference.Checkpoints.CheckpointLoader.WeightFiles(model).Sum(f => new FileInfo(f).Length);
+        long weightBytes = Inference.Checkpoints.CheckpointLoader.WeightFiles(model).Sum(FileLength);
         Console.WriteLine($"load: {load.Elapsed.TotalSeconds:F2} s for {weightBytes / 1e6:F1} MB of safetensors ({weightBytes / 1e6 / load.Elapsed.TotalSeconds:F0} MB/s); {Memory()}");
         if (engine.Device.type == TorchSharp.DeviceType.CUDA)
             Console.WriteLine($"fused decoding kernels: {(Inference.Model.DecodeKernels.Available(engine.Device) ? "on" : "off (op by op)")}; "
@@ -89,6 +89,13 @@ public static class Bench
     }
 
     private static double Best(List<double> xs) => xs.Count > 0 ? xs.Min() : double.NaN;
+
+    /// <summary>A file's length through symbolic links (FileInfo gives a link's own size; HF's cache is links).</summary>
+    private static long FileLength(string path)
+    {
+        using var file = File.OpenRead(path);
+        return file.Length;
+    }
 
     private static double Median(List<double> xs)
     {

@@ -59,6 +59,27 @@ public sealed class CheckpointLoaderTests
         Assert.All(model.parameters(), p => Assert.Equal(ScalarType.BFloat16, p.dtype));
     }
 
+    [Fact]
+    public void CheckpointOfSymbolicLinksLoadsAsHfCacheSnapshotsAre()
+    {
+        // HF's cache: snapshots/<revision>/<file> are links to blobs/<hash>.
+        using var tmp = new Fixture.TempDir();
+        var snapshot = Directory.CreateDirectory(Path.Combine(tmp.Path, "snapshots", "main")).FullName;
+        var blobs = Directory.CreateDirectory(Path.Combine(tmp.Path, "blobs")).FullName;
+        foreach (var file in Directory.GetFiles(Fixture.Checkpoint))
+        {
+            string blob = Path.Combine(blobs, Guid.NewGuid().ToString("N"));
+            File.Copy(file, blob);
+            File.CreateSymbolicLink(Path.Combine(snapshot, Path.GetFileName(file)), blob);
+        }
+        Assert.NotNull(new FileInfo(Path.Combine(snapshot, "model.safetensors")).LinkTarget);
+
+        using var reference = LoadFrom(Fixture.Checkpoint);
+        using var linked = LoadFrom(snapshot);
+        var expected = reference.named_parameters().ToDictionary(p => p.name, p => p.parameter);
+        Assert.All(linked.named_parameters(), p => Assert.True(expected[p.name].eq(p.parameter).all().item<bool>(), p.name));
+    }
+
     /// <summary>Rewrites the tiny checkpoint's weights through <paramref name="edit"/> into a new directory.</summary>
     private static void WriteEdited(string dir, Action<Dictionary<string, (SafeTensorDType DType, long[] Shape, byte[] Data)>> edit)
     {

@@ -39,10 +39,22 @@ public sealed class SafeTensorsFile : IDisposable
     public static SafeTensorsFile Open(string path)
     {
         if (!File.Exists(path)) throw new FileNotFoundException($"{path}: checkpoint file not found", path);
-        long length = new FileInfo(path).Length;
+        // The open file's length, not FileInfo's: that is a symbolic link's own size, and HF's cache links every file
+        // of a snapshot to a blob.
         string name = System.IO.Path.GetFileName(path);
-        if (length < 8) throw new InvalidDataException($"{name}: not a safetensors file (only {length} bytes)");
-        var map = MemoryMappedFile.CreateFromFile(path, FileMode.Open, null, 0, MemoryMappedFileAccess.Read);
+        var file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read);
+        long length = file.Length;
+        MemoryMappedFile map;
+        try
+        {
+            if (length < 8) throw new InvalidDataException($"{name}: not a safetensors file (only {length} bytes)");
+            map = MemoryMappedFile.CreateFromFile(file, null, 0, MemoryMappedFileAccess.Read, HandleInheritability.None, leaveOpen: false);
+        }
+        catch
+        {
+            file.Dispose();
+            throw;
+        }
         var view = map.CreateViewAccessor(0, length, MemoryMappedFileAccess.Read);
         try
         {
