@@ -95,8 +95,16 @@ public sealed class GreedyGenerator(LlavaForConditionalGeneration model, RotaryT
         }
         var prefillTime = clock.Elapsed - visionTime;
 
+        // The rows are returned as float32 [steps, layers, heads, prompt + steps - 1]. Each step's rows are converted
+        // into the array a run of maxNewTokens steps returns while the GPU runs the next step: writing a new array of
+        // ~100 MB (a 7B run) costs ~9 ms, mostly first touches of its pages, which the host would otherwise pay after
+        // the last step. A run that stops at EOS earlier has fewer keys per row and is copied once more at its end.
+        int layers = text.NumHiddenLayers, heads = text.NumAttentionHeads, keysIfFull = promptLength + maxNewTokens - 1;
+        var full = GC.AllocateUninitializedArray<float>(checked(maxNewTokens * layers * heads * keysIfFull));
+        using var fullRows = torch.from_array(full).view(maxNewTokens, layers, heads, keysIfFull);
+
         // Step k's outputs are copied to the host and marked; step k+1 is launched; only then does the host wait for
-        // the mark and read step k's token.
+        // the mark and read step k's token and rows.
         var generated = new List<long>(maxNewTokens);
         var hostId = hostIds.data<long>();
         for (int step = 0; ; step++)
@@ -111,6 +119,7 @@ public sealed class GreedyGenerator(LlavaForConditionalGeneration model, RotaryT
             generated.Add(next);
             progress?.Invoke(new StepProgress(step, maxNewTokens, (int)next));
             if (eosIds.Contains(next) || !more) break;
+            using (var stepRows = fullRows[step]) stepRows.copy_(hostRows[step].narrow(2, 0, keysIfFull));
             cancel.ThrowIfCancellationRequested();
         }
         bool eos = eosIds.Contains(generated[^1]);
@@ -119,11 +128,21 @@ public sealed class GreedyGenerator(LlavaForConditionalGeneration model, RotaryT
         // A run stopped at EOS leaves its speculative step running; nothing here waits for it: the rows read below
         // reached pinned memory before the fence of their step, and whatever touches the device buffers next (the
         // logits copy, the next run's reset, freed memory reused by the allocator) is ordered after it on the stream.
-        var attention = GC.AllocateUninitializedArray<float>(checked(steps * text.NumHiddenLayers * text.NumAttentionHeads * keys));
-        using (var rows = torch.from_array(attention).view(steps, text.NumHiddenLayers, text.NumAttentionHeads, keys))
+        float[] attention;
+        if (steps == maxNewTokens)
+        {
+            attention = full;
+            using var last = fullRows[steps - 1];
+            last.copy_(hostRows[steps - 1].narrow(2, 0, keys));
+        }
+        else
+        {
+            attention = GC.AllocateUninitializedArray<float>(checked(steps * layers * heads * keys));
+            using var rows = torch.from_array(attention).view(steps, layers, heads, keys);
             rows.copy_(hostRows.narrow(0, 0, steps).narrow(3, 0, keys));
+        }
         float[]? stepLogits = logitsBuffer?.narrow(0, 0, steps).cpu().data<float>().ToArray();
-        return new GenerationResult([.. generated], attention, steps, text.NumHiddenLayers, text.NumAttentionHeads, keys,
+        return new GenerationResult([.. generated], attention, steps, layers, heads, keys,
             stepLogits, text.VocabSize, visionTime, prefillTime, clock.Elapsed - visionTime - prefillTime, eos);
     }
 
