@@ -48,18 +48,16 @@ public static class DecodeKernels
         Tensor maskRow, double scale, Tensor captureRow, int heads, int headDim)
     {
         var output = torch.empty([1, 1, heads * headDim], qkv.dtype, qkv.device);
-        bool split = SplitAttention && heads / cache.Keys.shape[1] <= 8;
         Check(ap_decode_attention(qkv.Handle, rotary.Cos.Handle, rotary.Sin.Handle, position.Handle, cache.Keys.Handle,
-            cache.Values.Handle, maskRow.Handle, scale, captureRow.Handle, output.Handle, heads, split ? 1 : 0), "decode attention");
+            cache.Values.Handle, maskRow.Handle, scale, captureRow.Handle, output.Handle, heads, SplitAttention ? 1 : 0), "decode attention");
         return output;
     }
 
-    // Opt-in (ATTNPORTAL_SPLIT_ATTENTION=1): the keys split across blocks (decode_attention_split, the same captured
-    // bits, the output summed in another order). tools/gpu/attention-check.sh, H100, per layer: 63 -> 34 us at 3072
-    // keys, but 31 -> 34 us at 1408 keys and 10 -> 34 us with most of them masked (alternating layers). Its fixed cost
-    // has to come down before it can be the default; the suspect is that every block recomputes its heads' softmax
-    // statistics over all keys (to keep decode_attention's bits), where per-slice statistics could be merged.
-    private static readonly bool SplitAttention = Environment.GetEnvironmentVariable("ATTNPORTAL_SPLIT_ATTENTION") == "1";
+    // The keys split across blocks (decode_attention_split) unless ATTNPORTAL_SPLIT_ATTENTION=0; the library falls back to
+    // one block per query head where the split kernel does not support the heads or head size. tools/gpu/attention-check.sh,
+    // H100, per layer: OneVision-Qwen2-7B 27.2 -> 16.8 us at 1290 keys, NeXT-Mistral-7B 52.7 -> 24.0 us at 2900,
+    // LLaVA-1.5-7B 15.9 -> 15.1 us; slower only for layers with most keys masked (11.9 -> 16.4 us, alternating).
+    private static readonly bool SplitAttention = Environment.GetEnvironmentVariable("ATTNPORTAL_SPLIT_ATTENTION") != "0";
 
     /// <summary>silu(gate) · up for <paramref name="gateUp"/> = [.., gate | up], rounded as torch's two ops round.</summary>
     internal static Tensor SiluMul(Tensor gateUp)

@@ -57,8 +57,8 @@ long long ap_decode_attention_max_keys(int element_size, int head_dim) {
 
 // keys/values: [1, kvHeads, capacity, headDim]; qkv: [.., (heads + 2 kvHeads) headDim]; cos/sin: [.., headDim];
 // position: [1] int64; mask: [capacity] float32; capture: [heads, capacity]; output: [.., heads headDim].
-// split: nonzero for decode_attention_split (the keys across blocks; its scratch comes from libtorch's allocator, so
-// inside a graph capture it is the graph's).
+// split: nonzero for decode_attention_split where it supports the heads and head size (the keys across blocks; its
+// scratch comes from libtorch's allocator, so inside a graph capture it is the graph's), decode_attention otherwise.
 int ap_decode_attention(void* qkv, void* cos, void* sin, void* position, void* keys, void* values, void* mask,
                         double scale, void* capture, void* output, int heads, int split) {
   return guarded("decode_attention", [&] {
@@ -73,11 +73,8 @@ int ap_decode_attention(void* qkv, void* cos, void* sin, void* position, void* k
     a.model = element(k, "keys");
     a.captured = element(tensor(capture), "capture");
     require(a.captured != Element::BFloat16, "capture must be float32 or float16");
-    if (split)
-      require(heads / kv <= 8 && dim % (int)(16 / attnportal::element_size(a.model)) == 0 && dim % 2 == 0,
-              "split attention: at most 8 query heads per key/value head, head size a multiple of 16 bytes");
-    else
-      require(cap <= attnportal::decode_attention_max_keys(a.model, dim), "head size or key capacity not supported");
+    split = split && attnportal::decode_attention_split_supports(heads, kv, dim);
+    if (!split) require(cap <= attnportal::decode_attention_max_keys(a.model, dim), "head size or key capacity not supported");
     const at::Tensor* same[] = {&on_device(qkv, "qkv", (int64_t)(heads + 2 * kv) * dim, device),
                                 &on_device(cos, "cos", dim, device), &on_device(sin, "sin", dim, device),
                                 &on_device(values, "values", k.numel(), device), &on_device(output, "output", (int64_t)heads * dim, device)};

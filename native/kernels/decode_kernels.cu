@@ -237,27 +237,77 @@ __global__ void silu_mul_kernel(const T* gate_up, T* out, long long rows, long l
   }
 }
 
-// The same attention with the keys split across blocks (decode_attention_split). decode_attention's one block per
-// query head leaves most of the GPU idle (28 blocks for OneVision's Qwen2-7B) and reads a key/value head once for
-// every query head sharing it: 40 us a layer at 1290 keys. Here a block takes one key/value head's query heads over
-// one slice of the keys, in three kernels: scores (to a float32 scratch row per head), then the softmax statistics,
-// probabilities and the slice's value product, then the slices' sum. Scores, maximum, sum and probabilities are
-// computed in decode_attention's order (the statistics with its 512 threads and their stride), so the captured rows
-// are the same bits; only the value product's float32 sum is ordered differently.
-constexpr int kMaxGroup = 8;         // query heads per key/value head
-constexpr int kSplitThreads = 128;   // scores kernel
-constexpr int kTargetBlocks = 256;   // about two per SM on an H100
-constexpr size_t kSplitSharedBytes = 40 << 10;
+// The same attention with the keys split across blocks (decode_attention_split). decode_attention runs one block per
+// query head: 28 blocks for OneVision's Qwen2-7B on 132 SMs, each reading its key/value head's keys alone (seven
+// times over for the seven query heads sharing them), so its time grows with the keys (27 us a layer at 1290). Here a
+// block takes one key/value head's query heads over one slice of the keys and reads each key and value row once for
+// all of them, in three kernels:
+//  1. the slice's scores (float32, to a scratch row per head) and its softmax statistics (maximum, sum of exponentials);
+//  2. all slices' statistics merged (as flash-decoding merges them), the slice's probabilities (captured, and rounded
+//     to the model's dtype as HF feeds them to the value product) and the slice's value product;
+//  3. the slices' value products summed in slice order.
+// A warp takes a key row, each lane E consecutive elements of it and of every query head's q (E = 1, 2, 4 or 8, the
+// least with 32 E >= headDim; lanes past the row hold zeros), the dot products ending in a warp reduction. Scores, softmax sums and outputs are summed in other orders than decode_attention's, so results
+// may differ from its in the last bits (a score can round to a neighbouring bf16 value); every order is fixed, so a
+// run gives the same bits each time.
+constexpr int kSplitThreads = 256;
+constexpr int kSplitWarps = kSplitThreads / 32;
+constexpr int kMaxGroup = 8;          // query heads per key/value head: one warp each for the statistics
+constexpr int kTargetBlocks = 264;    // two per SM on an H100
+constexpr int kMinSlice = 32;         // keys per block at least (below that the fixed costs dominate)
+constexpr int kMaxSlice = 256;        // and at most: the slice's probabilities live in shared memory
+constexpr int kKeysInFlight = 4;      // rows a warp loads before using any
+constexpr size_t kSplitSharedFloats = 12288;  // 48 KiB, what a kernel gets without opting in to more
 
-template <typename T>
-__global__ void __launch_bounds__(kSplitThreads) split_scores_kernel(DecodeAttentionArgs a, float* scores, int chunk) {
+// Shared floats of the value kernel: per-warp partial outputs, the slice's probabilities, the merged statistics.
+__host__ __device__ inline size_t split_values_floats(int group, int head_dim) {
+  return (size_t)kSplitWarps * group * head_dim + (size_t)group * kMaxSlice + 2 * (size_t)group;
+}
+
+// A lane's part of a row: E consecutive elements from lane · E on, as float; zeros for a lane past the row's end.
+template <typename T, int E>
+__device__ __forceinline__ void load_part(const T* row, int lane, int head_dim, float (&out)[E]) {
+  constexpr int bytes = E * (int)sizeof(T), per = kChunkBytes / (int)sizeof(T);
+  const T* src = row + lane * E;
+  if (lane * E >= head_dim) {
+#pragma unroll
+    for (int i = 0; i < E; ++i) out[i] = 0.f;
+  } else if constexpr (bytes % kChunkBytes == 0) {
+#pragma unroll
+    for (int v = 0; v < bytes / kChunkBytes; ++v) {
+      uint4 raw = reinterpret_cast<const uint4*>(src)[v];
+      const T* e = reinterpret_cast<const T*>(&raw);
+#pragma unroll
+      for (int i = 0; i < per; ++i) out[v * per + i] = to_f(e[i]);
+    }
+  } else if constexpr (bytes == 8) {
+    uint2 raw = *reinterpret_cast<const uint2*>(src);
+    const T* e = reinterpret_cast<const T*>(&raw);
+#pragma unroll
+    for (int i = 0; i < E; ++i) out[i] = to_f(e[i]);
+  } else {
+#pragma unroll
+    for (int i = 0; i < E; ++i) out[i] = to_f(src[i]);
+  }
+}
+
+// Keys [first, first + n) of the block's slice.
+__device__ __forceinline__ int slice_keys(long long capacity, long long first, int slice) {
+  return (int)(first + slice <= capacity ? slice : (capacity > first ? capacity - first : 0));
+}
+
+template <typename T, int E>
+__global__ void __launch_bounds__(kSplitThreads) split_scores_kernel(DecodeAttentionArgs a, float* scores, float2* stats,
+                                                                     int slice, int splits) {
   extern __shared__ float shared[];
   const int D = a.head_dim, G = a.heads / a.kv_heads, g = blockIdx.x, split = blockIdx.y, tid = threadIdx.x;
-  const long long cap = a.capacity, pos = *a.position;
-  constexpr int per = kChunkBytes / sizeof(T);
-  const int chunks = D / per, half = D / 2;
-  float* q = shared;         // [G, D]
-  float* knew = q + G * D;   // [D]
+  const int warp = tid / 32, lane = tid % 32;
+  const bool active = lane * E < D;  // lanes past the row's end hold zeros
+  const long long cap = a.capacity, pos = *a.position, first = (long long)split * slice;
+  const int n = slice_keys(cap, first, slice);
+  float* q = shared;               // [G, D], rotated
+  float* knew = q + G * D;         // [D], rotated
+  float* slice_scores = knew + D;  // [G, slice]
 
   const T* qkv = static_cast<const T*>(a.qkv);
   const T* ksrc = qkv + (size_t)(a.heads + g) * D;
@@ -266,9 +316,9 @@ __global__ void __launch_bounds__(kSplitThreads) split_scores_kernel(DecodeAtten
   const T* sin = static_cast<const T*>(a.sin);
   T* keys = static_cast<T*>(a.keys) + (size_t)g * cap * D;
   T* values = static_cast<T*>(a.values) + (size_t)g * cap * D;
-  for (int i = tid; i < G * D; i += kSplitThreads) q[i] = rotated(qkv + (size_t)(g * G + i / D) * D, cos, sin, i % D, half);
+  for (int i = tid; i < G * D; i += kSplitThreads) q[i] = rotated(qkv + (size_t)(g * G + i / D) * D, cos, sin, i % D, D / 2);
   for (int d = tid; d < D; d += kSplitThreads) {
-    knew[d] = rotated(ksrc, cos, sin, d, half);
+    knew[d] = rotated(ksrc, cos, sin, d, D / 2);
     if (split == 0) {  // one block per key/value head stores the new key and value; the others use knew
       keys[pos * D + d] = from_f<T>(knew[d]);
       values[pos * D + d] = vsrc[d];
@@ -276,74 +326,147 @@ __global__ void __launch_bounds__(kSplitThreads) split_scores_kernel(DecodeAtten
   }
   __syncthreads();
 
-  const long long first = (long long)split * chunk, end = first + chunk < cap ? first + chunk : cap;
-  for (long long j = first + tid; j < end; j += kSplitThreads) {
-    const float m = a.mask[j];
-    float acc[kMaxGroup];
+  float qr[kMaxGroup][E];
 #pragma unroll
-    for (int h = 0; h < kMaxGroup; ++h) acc[h] = 0.f;
-    if (m != -INFINITY) {
-      if (j == pos) {
-        for (int h = 0; h < G; ++h) acc[h] = dot_shared(q + h * D, knew, D);
+  for (int h = 0; h < kMaxGroup; ++h)
+#pragma unroll
+    for (int e = 0; e < E; ++e) qr[h][e] = h < G && active ? q[h * D + lane * E + e] : 0.f;
+
+  for (int base = warp; base < n; base += kSplitWarps * kKeysInFlight) {
+    // Rows are loaded whatever the mask says (a masked row's products are dropped), so that no load waits on another.
+    float k[kKeysInFlight][E], m[kKeysInFlight];
+#pragma unroll
+    for (int r = 0; r < kKeysInFlight; ++r) {
+      const int i = base + r * kSplitWarps;
+      const long long j = first + i;
+      m[r] = -INFINITY;
+      if (i >= n) continue;
+      m[r] = a.mask[j];
+      if (j == pos) {  // another block may be writing it to the cache
+#pragma unroll
+        for (int e = 0; e < E; ++e) k[r][e] = active ? knew[lane * E + e] : 0.f;
       } else {
-        // Each key row is read once for all the query heads that share it, summed in dot_row's order.
-        const uint4* vec = reinterpret_cast<const uint4*>(keys + j * D);
-        for (int c = 0; c < chunks; ++c) {
-          uint4 raw = vec[c];
-          const T* e = reinterpret_cast<const T*>(&raw);
-#pragma unroll
-          for (int i = 0; i < per; ++i) {
-            const float k = to_f(e[i]);
-#pragma unroll
-            for (int h = 0; h < kMaxGroup; ++h)
-              if (h < G) acc[h] = fmaf(q[h * D + c * per + i], k, acc[h]);
-          }
-        }
+        load_part<T, E>(keys + j * D, lane, D, k[r]);
       }
     }
-    for (int h = 0; h < G; ++h) {
-      const float s = round_to<T>(acc[h]) * a.scale + m;
-      scores[(size_t)(g * G + h) * cap + j] = m != -INFINITY ? s : -INFINITY;
-    }
-  }
-}
-
-template <typename T, typename C>
-__global__ void __launch_bounds__(kThreads) split_values_kernel(DecodeAttentionArgs a, const float* scores, float* partial,
-                                                                int chunk) {
-  extern __shared__ float shared[];
-  const int D = a.head_dim, G = a.heads / a.kv_heads, g = blockIdx.x, split = blockIdx.y, tid = threadIdx.x;
-  const long long cap = a.capacity, first = (long long)split * chunk;
-  const int n = (int)(first + chunk < cap ? chunk : (cap > first ? cap - first : 0));
-  float* scratch = shared;          // kWarps
-  float* probs = scratch + kWarps;  // [G, chunk], rounded to the model's dtype as HF feeds them to the value product
-  C* capture = static_cast<C*>(a.capture);
-
-  for (int h = 0; h < G; ++h) {
-    const float* row = scores + (size_t)(g * G + h) * cap;
-    float local_max = -INFINITY;
-    for (long long j = tid; j < cap; j += kThreads) local_max = fmaxf(local_max, row[j]);
-    const float max = block_max(local_max, scratch);
-    float local_sum = 0.f;
-    for (long long j = tid; j < cap; j += kThreads) local_sum += expf(row[j] - max);
-    const float sum = block_sum(local_sum, scratch);
-    for (int i = tid; i < n; i += kThreads) {
-      const float p = expf(row[first + i] - max) / sum;
-      capture[(size_t)(g * G + h) * cap + first + i] = from_f<C>(p);
-      probs[h * chunk + i] = round_to<T>(p);
+#pragma unroll
+    for (int r = 0; r < kKeysInFlight; ++r) {
+      const int i = base + r * kSplitWarps;
+      if (i >= n) break;
+      float mine = -INFINITY;  // lane h keeps head h's score
+      if (m[r] != -INFINITY) {
+#pragma unroll
+        for (int h = 0; h < kMaxGroup; ++h) {
+          if (h >= G) break;
+          float acc = 0.f;
+#pragma unroll
+          for (int e = 0; e < E; ++e) acc = fmaf(qr[h][e], k[r][e], acc);
+          acc = warp_sum(acc);
+          if (lane == h) mine = round_to<T>(acc) * a.scale + m[r];
+        }
+      }
+      if (lane < G) {
+        slice_scores[lane * slice + i] = mine;
+        scores[(size_t)(g * G + lane) * cap + first + i] = mine;
+      }
     }
   }
   __syncthreads();
 
-  const T* values = static_cast<const T*>(a.values) + (size_t)g * cap * D;
-  for (int i = tid; i < G * D; i += kThreads) {
-    const int h = i / D, d = i % D;
-    float acc = 0.f;
-    for (int j = 0; j < n; ++j) {
-      const float p = probs[h * chunk + j];
-      if (p != 0.f) acc = fmaf(p, to_f(values[(first + j) * D + d]), acc);  // masked keys add exactly nothing
+  if (warp < G) {
+    const float* row = slice_scores + warp * slice;
+    float max = -INFINITY;
+    for (int i = lane; i < n; i += 32) max = fmaxf(max, row[i]);
+    max = warp_max(max);
+    float sum = 0.f;
+    if (max != -INFINITY)
+      for (int i = lane; i < n; i += 32) sum += expf(row[i] - max);
+    sum = warp_sum(sum);
+    if (lane == 0) stats[(size_t)(g * G + warp) * splits + split] = make_float2(max, sum);
+  }
+}
+
+template <typename T, typename C, int E>
+__global__ void __launch_bounds__(kSplitThreads) split_values_kernel(DecodeAttentionArgs a, const float* scores,
+                                                                     const float2* stats, float* partial, int slice,
+                                                                     int splits) {
+  extern __shared__ float shared[];
+  const int D = a.head_dim, G = a.heads / a.kv_heads, g = blockIdx.x, split = blockIdx.y, tid = threadIdx.x;
+  const int warp = tid / 32, lane = tid % 32;
+  const long long cap = a.capacity, first = (long long)split * slice;
+  const int n = slice_keys(cap, first, slice);
+  float* outs = shared;                        // [warps, G, D]
+  float* probs = outs + kSplitWarps * G * D;   // [G, slice]
+  float* merged = probs + G * kMaxSlice;       // [G, 2]: maximum and sum over all slices
+
+  if (warp < G) {
+    const float2* s = stats + (size_t)(g * G + warp) * splits;
+    float max = -INFINITY;
+    for (int i = lane; i < splits; i += 32) max = fmaxf(max, s[i].x);
+    max = warp_max(max);
+    float sum = 0.f;
+    for (int i = lane; i < splits; i += 32)
+      if (s[i].x != -INFINITY) sum += s[i].y * expf(s[i].x - max);
+    sum = warp_sum(sum);
+    if (lane == 0) {
+      merged[2 * warp] = max;
+      merged[2 * warp + 1] = sum;
     }
-    partial[((size_t)split * a.heads + g * G + h) * D + d] = acc;
+  }
+  __syncthreads();
+
+  C* capture = static_cast<C*>(a.capture);
+  for (int idx = tid; idx < G * n; idx += kSplitThreads) {
+    const int h = idx / n, i = idx % n;
+    const size_t at = (size_t)(g * G + h) * cap + first + i;
+    const float p = expf(scores[at] - merged[2 * h]) / merged[2 * h + 1];
+    capture[at] = from_f<C>(p);
+    probs[h * slice + i] = round_to<T>(p);  // HF casts the probabilities to the model's dtype before the value product
+  }
+  __syncthreads();
+
+  const T* values = static_cast<const T*>(a.values) + (size_t)g * cap * D;
+  float acc[kMaxGroup][E];
+#pragma unroll
+  for (int h = 0; h < kMaxGroup; ++h)
+#pragma unroll
+    for (int e = 0; e < E; ++e) acc[h][e] = 0.f;
+  for (int base = warp; base < n; base += kSplitWarps * kKeysInFlight) {
+    float v[kKeysInFlight][E];
+    bool used[kKeysInFlight];
+#pragma unroll
+    for (int r = 0; r < kKeysInFlight; ++r) {
+      const int i = base + r * kSplitWarps;
+      used[r] = false;
+      if (i >= n) continue;
+      for (int h = 0; h < G; ++h) used[r] = used[r] || probs[h * slice + i] != 0.f;
+      if (used[r]) load_part<T, E>(values + (first + i) * D, lane, D, v[r]);  // rows no head attends to are not read
+    }
+#pragma unroll
+    for (int r = 0; r < kKeysInFlight; ++r) {
+      if (!used[r]) continue;
+      const int i = base + r * kSplitWarps;
+#pragma unroll
+      for (int h = 0; h < kMaxGroup; ++h) {
+        if (h >= G) break;
+        const float p = probs[h * slice + i];
+        if (p == 0.f) continue;  // masked keys add exactly nothing
+#pragma unroll
+        for (int e = 0; e < E; ++e) acc[h][e] = fmaf(p, v[r][e], acc[h][e]);
+      }
+    }
+  }
+#pragma unroll
+  for (int h = 0; h < kMaxGroup; ++h) {
+    if (h >= G || lane * E >= D) break;
+#pragma unroll
+    for (int e = 0; e < E; ++e) outs[(warp * G + h) * D + lane * E + e] = acc[h][e];
+  }
+  __syncthreads();
+  for (int idx = tid; idx < G * D; idx += kSplitThreads) {
+    float total = 0.f;
+    for (int w = 0; w < kSplitWarps; ++w) total += outs[w * G * D + idx];
+    partial[((size_t)split * a.heads + g * G) * D + idx] = total;
   }
 }
 
@@ -356,36 +479,52 @@ __global__ void split_sum_kernel(const float* partial, T* out, int count, int sp
   }
 }
 
-// Slices of the keys: enough blocks to fill the GPU, each slice's probabilities small enough for shared memory.
-int split_count(int heads, int kv_heads, long long capacity) {
+// Slices of the keys: enough blocks to fill the GPU, none too small to be worth a block or too large for shared memory.
+int split_count(int kv_heads, long long capacity) {
   long long splits = (kTargetBlocks + kv_heads - 1) / kv_heads;
-  const long long per_slice = (long long)(kSplitSharedBytes / sizeof(float)) / (heads / kv_heads);
-  const long long needed = (capacity + per_slice - 1) / per_slice;
-  if (splits < needed) splits = needed;
-  if (splits > capacity) splits = capacity;
+  const long long most = (capacity + kMinSlice - 1) / kMinSlice, least = (capacity + kMaxSlice - 1) / kMaxSlice;
+  if (splits > most) splits = most;
+  if (splits < least) splits = least;
   return (int)(splits < 1 ? 1 : splits);
 }
 
-template <typename T, typename C>
+template <typename T, typename C, int E>
 cudaError_t launch_attention_split(const DecodeAttentionArgs& a, float* scratch, cudaStream_t stream) {
   const int G = a.heads / a.kv_heads, D = a.head_dim;
-  const int splits = split_count(a.heads, a.kv_heads, a.capacity);
-  const int chunk = (int)((a.capacity + splits - 1) / splits);
-  float* scores = scratch;
-  float* partial = scratch + (size_t)a.heads * a.capacity;
+  const int splits = split_count(a.kv_heads, a.capacity);
+  const int slice = (int)((a.capacity + splits - 1) / splits);
+  float2* stats = reinterpret_cast<float2*>(scratch);  // first: the scratch is 8-byte aligned
+  float* scores = scratch + 2 * (size_t)a.heads * splits;
+  float* partial = scores + (size_t)a.heads * a.capacity;
   const dim3 grid(a.kv_heads, splits);
-  split_scores_kernel<T><<<grid, kSplitThreads, (size_t)(G + 1) * D * sizeof(float), stream>>>(a, scores, chunk);
-  split_values_kernel<T, C><<<grid, kThreads, ((size_t)kWarps + (size_t)G * chunk) * sizeof(float), stream>>>(
-      a, scores, partial, chunk);
+  const size_t score_bytes = ((size_t)(G + 1) * D + (size_t)G * slice) * sizeof(float);
+  split_scores_kernel<T, E><<<grid, kSplitThreads, score_bytes, stream>>>(a, scores, stats, slice, splits);
+  split_values_kernel<T, C, E><<<grid, kSplitThreads, split_values_floats(G, D) * sizeof(float), stream>>>(
+      a, scores, stats, partial, slice, splits);
   const int count = a.heads * D;
   split_sum_kernel<T><<<(count + 255) / 256, 256, 0, stream>>>(partial, static_cast<T*>(a.output), count, splits);
   return cudaGetLastError();
 }
 
+// Elements of a row per lane: the least of 1, 2, 4, 8 with 32 of them covering the row.
+__host__ __device__ inline int part_elements(int head_dim) {
+  return head_dim <= 32 ? 1 : head_dim <= 64 ? 2 : head_dim <= 128 ? 4 : 8;
+}
+
+template <typename T, typename C>
+cudaError_t launch_attention_split_dim(const DecodeAttentionArgs& a, float* scratch, cudaStream_t stream) {
+  switch (part_elements(a.head_dim)) {
+    case 1: return launch_attention_split<T, C, 1>(a, scratch, stream);
+    case 2: return launch_attention_split<T, C, 2>(a, scratch, stream);
+    case 4: return launch_attention_split<T, C, 4>(a, scratch, stream);
+    default: return launch_attention_split<T, C, 8>(a, scratch, stream);
+  }
+}
+
 template <typename T>
 cudaError_t launch_attention_split_for(const DecodeAttentionArgs& a, float* scratch, cudaStream_t stream) {
-  return a.captured == Element::Float32 ? launch_attention_split<T, float>(a, scratch, stream)
-                                        : launch_attention_split<T, __half>(a, scratch, stream);
+  return a.captured == Element::Float32 ? launch_attention_split_dim<T, float>(a, scratch, stream)
+                                        : launch_attention_split_dim<T, __half>(a, scratch, stream);
 }
 
 // Sum of the products of one 16-byte chunk of a weight row and of the input.
@@ -491,12 +630,20 @@ cudaError_t decode_attention(const DecodeAttentionArgs& a, cudaStream_t stream) 
   }
 }
 
+bool decode_attention_split_supports(int heads, int kv_heads, int head_dim) {
+  if (kv_heads <= 0 || heads % kv_heads != 0 || heads / kv_heads > kMaxGroup) return false;
+  // A lane's part must not straddle rows' ends (for its vector load); rotation swaps halves.
+  return head_dim > 0 && head_dim <= 256 && head_dim % 2 == 0 && head_dim % part_elements(head_dim) == 0 &&
+         split_values_floats(heads / kv_heads, head_dim) <= kSplitSharedFloats;
+}
+
 size_t decode_attention_split_floats(int heads, int kv_heads, int head_dim, long long capacity) {
-  return (size_t)heads * capacity + (size_t)split_count(heads, kv_heads, capacity) * heads * head_dim;
+  const size_t splits = (size_t)split_count(kv_heads, capacity);
+  return 2 * (size_t)heads * splits + (size_t)heads * capacity + splits * heads * head_dim;
 }
 
 cudaError_t decode_attention_split(const DecodeAttentionArgs& a, float* scratch, cudaStream_t stream) {
-  if (a.kv_heads <= 0 || a.heads % a.kv_heads != 0 || a.heads / a.kv_heads > kMaxGroup) return cudaErrorInvalidValue;
+  if (!decode_attention_split_supports(a.heads, a.kv_heads, a.head_dim)) return cudaErrorInvalidValue;
   switch (a.model) {
     case Element::Float32: return launch_attention_split_for<float>(a, scratch, stream);
     case Element::Float16: return launch_attention_split_for<__half>(a, scratch, stream);

@@ -32,10 +32,11 @@ long long decode_attention_max_keys(Element model, int head_dim);
 
 cudaError_t decode_attention(const DecodeAttentionArgs& a, cudaStream_t stream);
 
-// decode_attention with the keys split across blocks (three kernels; no limit on the capacity from shared memory).
-// The captured probabilities are decode_attention's to the bit; the output differs only in the order of its float32
-// sum. Needs at most kMaxGroup (8) query heads per key/value head and a float32 device scratch of
-// decode_attention_split_floats(...) elements.
+// decode_attention with the keys split across blocks (three kernels; no limit on the capacity from shared memory),
+// for up to 8 query heads per key/value head and even head sizes up to 256 (decode_attention_split_supports). Its
+// sums run in other orders than decode_attention's, so captured rows and outputs may differ from its in the last bits.
+// Needs a float32 device scratch of decode_attention_split_floats(...) elements, 8-byte aligned.
+bool decode_attention_split_supports(int heads, int kv_heads, int head_dim);
 size_t decode_attention_split_floats(int heads, int kv_heads, int head_dim, long long capacity);
 cudaError_t decode_attention_split(const DecodeAttentionArgs& a, float* scratch, cudaStream_t stream);
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs ON the GPU machine: builds and runs tools/gpu/attention/attention_check.cu, the decoding attention with the keys
 # split across blocks against the one-block-per-head kernel (native/kernels, linked in) on the 7B models' shapes:
-# same cache writes and captured bits, outputs within a bf16 step, and each one's time replayed from a CUDA graph.
+# same cache writes, captured rows and outputs close (the split kernel sums in other orders), and each one's time
+# replayed from a CUDA graph.
 # Exits nonzero on a mismatch; the times are a benchmark (printed, never asserted). Arguments go to the check:
 # `--save FILE` keeps the one-block kernel's bits, `--against FILE` compares a changed kernel's with them.
 set -uo pipefail

@@ -2,8 +2,9 @@
 # Runs ON the GPU machine, after tools/gpu/build-cudagraph.sh: builds a random checkpoint with
 # LLaVA-OneVision-Qwen2-7B's shapes (tools/fixtures/make_7b_shaped.py --family onevision), times HF transformers on it
 # (tools/gpu/hf_bench.py --family onevision: SDPA without attentions; eager with output_attentions) and the engine with
-# the standard and the alternating schedule (every step's, layer's and head's attention captured), same weights, image
-# and prompt, and prints one table and what the alternating schedule costs over the standard one.
+# the standard and the alternating schedule (every step's, layer's and head's attention captured; then the standard one
+# with cuBLAS products and with the one-block attention kernel), same weights, image and prompt, and prints one table and
+# what the alternating schedule costs over the standard one.
 # A benchmark: it asserts nothing.
 set -uo pipefail
 app=".gpu/app/AttnPortal.Cli.dll"
@@ -28,6 +29,11 @@ done
 ATTNPORTAL_GEMV=0 cli bench --model $ckpt --image "$image" --prompt "$prompt" --runs $runs --warmup $warmup --max-new-tokens 32 \
   --device cuda --dtype bfloat16 --schedule standard > /tmp/ov-cublas.md
 echo "== standard, ATTNPORTAL_GEMV=0"; grep -E "decoding|median total" /tmp/ov-cublas.md
+# And with the decoding attention in one block per query head (ATTNPORTAL_SPLIT_ATTENTION=0), the kernel before the
+# keys were split across blocks.
+ATTNPORTAL_SPLIT_ATTENTION=0 cli bench --model $ckpt --image "$image" --prompt "$prompt" --runs $runs --warmup $warmup --max-new-tokens 32 \
+  --device cuda --dtype bfloat16 --schedule standard > /tmp/ov-onehead.md
+echo "== standard, ATTNPORTAL_SPLIT_ATTENTION=0"; grep -E "median total" /tmp/ov-onehead.md
 gpu=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1)
 python3 - "$runs" "${gpu:-GPU}" "$warmup" <<'PY'
 import json, re, sys
@@ -39,7 +45,8 @@ except ValueError:
     hf = None
 engine = {}
 labels = {"standard": "standard schedule", "alternating": "alternating schedule",
-          "cublas": "standard schedule, cuBLAS decoding products (ATTNPORTAL_GEMV=0)"}
+          "cublas": "standard schedule, cuBLAS decoding products (ATTNPORTAL_GEMV=0)",
+          "onehead": "standard schedule, decoding attention one block per query head (ATTNPORTAL_SPLIT_ATTENTION=0)"}
 for s in labels:
     text = open(f"/tmp/ov-{s}.md").read()
     # total = CPU preprocessing + model; model = vision + prefill + decode, the span HF's timed generate covers

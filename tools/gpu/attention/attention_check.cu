@@ -1,8 +1,9 @@
 // A check and a benchmark, run on purpose (tools/gpu/attention-check.sh): the engine's decoding attention with the
 // keys split across blocks (decode_attention_split) against the one-block-per-head kernel (decode_attention, which
 // the CUDA parity runs hold to HF), on one decoding step of the 7B models' shapes with random bf16 inputs. Prints,
-// per shape, whether the caches and captured probabilities are the same bits, how far the outputs are apart, and
-// each kernel's time replayed from a CUDA graph (as the engine runs them).
+// per shape, whether the caches are the same bits, how far the captured probabilities and the outputs are apart
+// (the split kernel sums in other orders: a score may round to a neighbouring bf16 value, so a few probabilities
+// move by up to a percent of themselves), and each kernel's time replayed from a CUDA graph (as the engine runs them).
 //
 // `--save FILE` writes the one-block kernel's caches, captured rows and outputs for every shape; `--against FILE`
 // compares this build's with them, bit for bit: how a change to that kernel shows it computes what it did before.
@@ -93,7 +94,7 @@ int main(int argc, char** argv) {
   };
   cudaStream_t stream;
   CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
-  std::printf("| shape | caches equal | captured rows equal (bits) | output max abs diff / max abs | one block per head us | split us | speed-up | one block as saved (bits) |\n");
+  std::printf("| shape | caches equal | captured rows: max abs diff (values differing) | output max abs diff / max abs | one block per head us | split us | speed-up | one block as saved (bits) |\n");
   std::printf("|---|---|---|---|---|---|---|---|\n");
   int failures = 0;
   for (const Case& c : cases) {
@@ -152,7 +153,15 @@ int main(int argc, char** argv) {
         std::memcmp(download((const __nv_bfloat16*)one.values, cacheCount).data(), download((const __nv_bfloat16*)split.values, cacheCount).data(), cacheCount * 2) == 0;
     auto capOne = download((const unsigned char*)one.capture, captureBytes);
     auto capSplit = download((const unsigned char*)split.capture, captureBytes);
-    const bool captureEqual = std::memcmp(capOne.data(), capSplit.data(), captureBytes) == 0;
+    double captureDiff = 0;
+    size_t captureDiffering = 0;
+    const size_t captured = (size_t)c.heads * c.capacity;
+    for (size_t i = 0; i < captured; ++i) {
+      const double x = c.float_capture ? ((const float*)capOne.data())[i] : __half2float(((const __half*)capOne.data())[i]);
+      const double y = c.float_capture ? ((const float*)capSplit.data())[i] : __half2float(((const __half*)capSplit.data())[i]);
+      captureDiff = std::fmax(captureDiff, std::fabs(x - y));
+      captureDiffering += x != y;
+    }
     auto outOne = download((const __nv_bfloat16*)one.output, (size_t)c.heads * D);
     auto outSplit = download((const __nv_bfloat16*)split.output, (size_t)c.heads * D);
     double diff = 0, largest = 0;
@@ -183,15 +192,16 @@ int main(int argc, char** argv) {
     }
 
     // A value product summed in another order may round its bf16 output one step apart: ~8e-3 for outputs below 2.
-    const bool ok = cachesEqual && captureEqual && diff <= largest / 64;
+    const bool ok = cachesEqual && captureDiff <= 1e-2 && diff <= largest / 64;
     failures += !ok;
 
     const double tOne = graph_time([&](cudaStream_t s) { return attnportal::decode_attention(one, s); }, stream);
     const double tSplit = graph_time([&](cudaStream_t s) { return attnportal::decode_attention_split(split, scratch, s); }, stream);
-    std::printf("| %s | %s | %s | %.2e / %.2e | %.1f | %.1f | %.2fx | %s |\n", c.name, cachesEqual ? "yes" : "NO",
-                captureEqual ? "yes" : "NO", diff, largest, tOne, tSplit, tOne / tSplit, sameAsSaved);
+    std::printf("| %s | %s | %.2e (%zu of %zu) | %.2e / %.2e | %.1f | %.1f | %.2fx | %s |\n", c.name,
+                cachesEqual ? "yes" : "NO", captureDiff, captureDiffering, captured, diff, largest, tOne, tSplit,
+                tOne / tSplit, sameAsSaved);
   }
   if (saved) std::fclose(saved);
-  std::printf("\n%s\n", failures ? "MISMATCH: see the rows marked NO or the output differences" : "all shapes agree");
+  std::printf("\n%s\n", failures ? "MISMATCH: see the rows marked NO, the captured rows (> 1e-2) or the outputs (> max / 64)" : "all shapes agree");
   return failures ? 1 : 0;
 }
