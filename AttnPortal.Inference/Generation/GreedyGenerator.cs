@@ -118,8 +118,8 @@ public sealed class GreedyGenerator(LlavaForConditionalGeneration model, RotaryT
             long next = hostId[step];
             generated.Add(next);
             progress?.Invoke(new StepProgress(step, maxNewTokens, (int)next));
-            if (eosIds.Contains(next) || !more) break;
             using (var stepRows = fullRows[step]) stepRows.copy_(hostRows[step].narrow(2, 0, keysIfFull));
+            if (eosIds.Contains(next) || !more) break;
             cancel.ThrowIfCancellationRequested();
         }
         bool eos = eosIds.Contains(generated[^1]);
@@ -128,14 +128,8 @@ public sealed class GreedyGenerator(LlavaForConditionalGeneration model, RotaryT
         // A run stopped at EOS leaves its speculative step running; nothing here waits for it: the rows read below
         // reached pinned memory before the fence of their step, and whatever touches the device buffers next (the
         // logits copy, the next run's reset, freed memory reused by the allocator) is ordered after it on the stream.
-        float[] attention;
-        if (steps == maxNewTokens)
-        {
-            attention = full;
-            using var last = fullRows[steps - 1];
-            last.copy_(hostRows[steps - 1].narrow(2, 0, keys));
-        }
-        else
+        var attention = full;
+        if (steps < maxNewTokens)
         {
             attention = GC.AllocateUninitializedArray<float>(checked(steps * layers * heads * keys));
             using var rows = torch.from_array(attention).view(steps, layers, heads, keys);

@@ -8,7 +8,8 @@ namespace AttnPortal.Inference.Model;
 /// <summary>
 /// Fused CUDA kernels for a decoding step (<c>native/kernels</c>, built on a GPU machine against its PyTorch by
 /// tools/gpu/build-cudagraph.sh): a layer's whole decoding attention (rotation, cache write, scores, mask, softmax,
-/// captured row, value product) in one kernel instead of ~11 TorchSharp ops, the MLP's silu·up in one, and the step's
+/// captured row, value product) in three kernels with the keys split across blocks, or one with a block per query
+/// head, instead of ~11 TorchSharp ops, the MLP's silu·up in one, and the step's
 /// weight products (one input row) as a matrix-vector product that streams the weights faster than cuBLAS does. Their
 /// numbers are HF's eager ones, as the op-by-op path's are (the products round once, as cuBLAS does; only the order
 /// of the float32 sums differs). Without the library, on the CPU, or with
